@@ -1,0 +1,1 @@
+"""Offline index builder and the index artifact the server loads."""

@@ -1,0 +1,230 @@
+"""Campaigns as columns: numpy arrays indexed by campaign row, so that a filter is a boolean mask.
+
+Targeting sets (countries, OS) are bitsets over a small per-artifact code table whose code 0 means
+"unknown or not listed"; a campaign that targets everyone has every bit set, so an unknown value still
+matches it. Strings live in fixed-width unicode arrays, which numpy saves and loads without pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from personabid.errors import ArtifactError
+from personabid.training.features import token
+
+DEVICE_TYPES = 9  # OpenRTB devicetype 0 (unknown) to 8
+ANY_DEVICE = np.uint16((1 << DEVICE_TYPES) - 1)
+OTHER = ""  # code 0 of every code table
+
+
+@dataclass(frozen=True)
+class Creative:
+    id: str
+    w: int
+    h: int
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """One campaign as a catalog states it (validated before it gets here)."""
+
+    id: str
+    advertiser: str
+    adomain: str
+    category: str  # IAB content category, for example "IAB3-1"
+    base_bid: float  # CPM bid for an average-CTR impression
+    max_bid: float  # CPM cap
+    personas: np.ndarray  # float32 (n_personas, dims), unit rows
+    creatives: tuple[Creative, ...]
+    countries: tuple[str, ...] = ()  # ISO-3166 alpha-3; empty means everywhere
+    device_types: tuple[int, ...] = ()  # empty means every device type
+    os: tuple[str, ...] = ()  # lower case; empty means every OS
+    min_match: float = 0.3  # similarity floor
+    start: int = 0  # unix seconds; 0 means no start
+    end: int = 0  # unix seconds; 0 means no end
+    daily_budget: float = 0.0  # 0 means unlimited
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class CampaignTable:
+    """Column store of the campaigns in one index version. Row i of every column is campaign i."""
+
+    campaign_id: np.ndarray  # <U, (n,)
+    advertiser: np.ndarray  # <U, (n,)
+    adomain: np.ndarray  # <U, (n,)
+    category: np.ndarray  # <U, (n,)
+    base_bid: np.ndarray  # float64, (n,) CPM
+    max_bid: np.ndarray  # float64, (n,) CPM
+    min_match: np.ndarray  # float32, (n,)
+    start: np.ndarray  # int64, (n,)
+    end: np.ndarray  # int64, (n,) ; 0 = open-ended
+    daily_budget: np.ndarray  # float64, (n,)
+    currency: np.ndarray  # <U3, (n,)
+    adomain_code: np.ndarray  # int32, (n,) into domains
+    category_code: np.ndarray  # int32, (n,) into categories
+    category_parent_code: np.ndarray  # int32, (n,) into categories ("IAB3" for "IAB3-1")
+    device_bits: np.ndarray  # uint16, (n,), bit t = devicetype t allowed
+    country_bits: np.ndarray  # uint64, (n, words) over countries
+    os_bits: np.ndarray  # uint64, (n, words) over os_names
+    size_bits: np.ndarray  # uint64, (n, words) over sizes, the creative sizes the campaign has
+    campaign_token: np.ndarray  # uint64, (n,) stable feature tokens
+    advertiser_token: np.ndarray
+    category_token: np.ndarray
+    creative_offsets: np.ndarray  # int64, (n + 1,) CSR into the creative columns
+    creative_id: np.ndarray  # <U, (n_creatives,)
+    creative_size: np.ndarray  # int32, (n_creatives,) into sizes
+    domains: np.ndarray  # <U code table
+    categories: np.ndarray  # <U code table
+    countries: np.ndarray  # <U code table, [0] = ""
+    os_names: np.ndarray  # <U code table, [0] = ""
+    sizes: np.ndarray  # <U code table "WxH", [0] = ""
+
+    def __len__(self) -> int:
+        return len(self.campaign_id)
+
+    def code_of(self, table: str, value: str) -> int:
+        """Code of `value` in the code table named `table` ("countries", "sizes"...), 0 if not listed."""
+        lookups = self.__dict__.get("_lookups")
+        if lookups is None:
+            lookups = {
+                name: {str(v): i for i, v in enumerate(getattr(self, name))}
+                for name in ("domains", "categories", "countries", "os_names", "sizes")
+            }
+            object.__setattr__(self, "_lookups", lookups)
+        return lookups[table].get(value, 0)
+
+    def creative_for(self, row: int, size_code: int) -> int:
+        """Index of the campaign's first creative of that size (any size when size_code is 0), or -1."""
+        start, stop = self.creative_offsets[row], self.creative_offsets[row + 1]
+        if size_code == 0:
+            return int(start) if stop > start else -1
+        for i in range(start, stop):
+            if self.creative_size[i] == size_code:
+                return int(i)
+        return -1
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(handle, **{f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def load(cls, path: Path) -> CampaignTable:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                columns = {f.name: data[f.name] for f in fields(cls)}
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"{path}: unreadable campaign table: {exc}") from exc
+        table = cls(**columns)
+        table.check()
+        return table
+
+    def check(self) -> None:
+        n = len(self.campaign_id)
+        for f in fields(self):
+            column = getattr(self, f.name)
+            if f.name in {"creative_offsets"}:
+                expected = n + 1
+            elif f.name in {"creative_id", "creative_size"}:
+                expected = len(self.creative_id)
+            elif f.name in {"domains", "categories", "countries", "os_names", "sizes"}:
+                continue
+            else:
+                expected = n
+            if len(column) != expected:
+                raise ArtifactError(f"campaign column {f.name} has {len(column)} rows, expected {expected}")
+
+
+def bitset(code_lists: Sequence[Sequence[int]], n_codes: int) -> np.ndarray:
+    """uint64 (len(code_lists), words) with bit c of row i set when c is in code_lists[i]."""
+    words = max(1, (n_codes + 63) // 64)
+    bits = np.zeros((len(code_lists), words), dtype=np.uint64)
+    for row, codes in enumerate(code_lists):
+        for code in codes:
+            bits[row, code >> 6] |= np.uint64(1) << np.uint64(code & 63)
+    return bits
+
+
+def bitset_member(bits: np.ndarray, rows: np.ndarray, code: int) -> np.ndarray:
+    """bool (len(rows),): whether bit `code` is set in each of the given rows of a bitset column."""
+    word = bits[rows, code >> 6]
+    return ((word >> np.uint64(code & 63)) & np.uint64(1)).astype(bool)
+
+
+def _code_table(values: set[str]) -> tuple[np.ndarray, dict[str, int]]:
+    ordered = [OTHER, *sorted(values - {OTHER})]
+    return np.array(ordered, dtype=str), {v: i for i, v in enumerate(ordered)}
+
+
+def _parent(category: str) -> str:
+    return category.split("-", 1)[0]
+
+
+def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarray, np.ndarray]:
+    """Columns for `specs`, plus the persona matrix (float32 (m, dims)) and its campaign rows (int32 (m,))."""
+    if not specs:
+        raise ArtifactError("a campaign table needs at least one campaign")
+    domains, domain_code = _code_table({s.adomain for s in specs})
+    categories, category_code = _code_table({s.category for s in specs} | {_parent(s.category) for s in specs})
+    countries, country_code = _code_table({c for s in specs for c in s.countries})
+    os_names, os_code = _code_table({o for s in specs for o in s.os})
+    sizes, size_code = _code_table({f"{c.w}x{c.h}" for s in specs for c in s.creatives})
+
+    def every(n: int) -> list[int]:
+        return list(range(n))
+
+    device_bits = np.array(
+        [sum(1 << t for t in s.device_types) if s.device_types else int(ANY_DEVICE) for s in specs],
+        dtype=np.uint16,
+    )
+    country_bits = bitset(
+        [[country_code[c] for c in s.countries] if s.countries else every(len(countries)) for s in specs],
+        len(countries),
+    )
+    os_bits = bitset(
+        [[os_code[o] for o in s.os] if s.os else every(len(os_names)) for s in specs], len(os_names)
+    )
+    size_bits = bitset([[size_code[f"{c.w}x{c.h}"] for c in s.creatives] for s in specs], len(sizes))
+    offsets = np.zeros(len(specs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(s.creatives) for s in specs])
+    personas = np.concatenate([np.asarray(s.personas, dtype=np.float32) for s in specs])
+    persona_rows = np.repeat(np.arange(len(specs), dtype=np.int32), [len(s.personas) for s in specs])
+    table = CampaignTable(
+        campaign_id=np.array([s.id for s in specs], dtype=str),
+        advertiser=np.array([s.advertiser for s in specs], dtype=str),
+        adomain=np.array([s.adomain for s in specs], dtype=str),
+        category=np.array([s.category for s in specs], dtype=str),
+        base_bid=np.array([s.base_bid for s in specs], dtype=np.float64),
+        max_bid=np.array([s.max_bid for s in specs], dtype=np.float64),
+        min_match=np.array([s.min_match for s in specs], dtype=np.float32),
+        start=np.array([s.start for s in specs], dtype=np.int64),
+        end=np.array([s.end for s in specs], dtype=np.int64),
+        daily_budget=np.array([s.daily_budget for s in specs], dtype=np.float64),
+        currency=np.array([s.currency for s in specs], dtype="<U3"),
+        adomain_code=np.array([domain_code[s.adomain] for s in specs], dtype=np.int32),
+        category_code=np.array([category_code[s.category] for s in specs], dtype=np.int32),
+        category_parent_code=np.array([category_code[_parent(s.category)] for s in specs], dtype=np.int32),
+        device_bits=device_bits,
+        country_bits=country_bits,
+        os_bits=os_bits,
+        size_bits=size_bits,
+        campaign_token=np.array([token(s.id) for s in specs], dtype=np.uint64),
+        advertiser_token=np.array([token(s.advertiser) for s in specs], dtype=np.uint64),
+        category_token=np.array([token(s.category) for s in specs], dtype=np.uint64),
+        creative_offsets=offsets,
+        creative_id=np.array([c.id for s in specs for c in s.creatives], dtype=str),
+        creative_size=np.array(
+            [size_code[f"{c.w}x{c.h}"] for s in specs for c in s.creatives], dtype=np.int32
+        ),
+        domains=domains,
+        categories=categories,
+        countries=countries,
+        os_names=os_names,
+        sizes=sizes,
+    )
+    table.check()
+    return table, personas, persona_rows

@@ -1,0 +1,3 @@
+from personabid.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""The serving process: gRPC (Bidder, health, reflection) and Prometheus metrics over HTTP.
+
+The server listens at once and reports NOT_SERVING while it loads the index and model and compiles the
+kernels; then it swaps in a Decider and reports SERVING. On SIGTERM or SIGINT it reports NOT_SERVING,
+stops taking new calls and lets the calls in flight finish (up to grace_seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
+
+from personabid.config import Settings
+from personabid.decision.pipeline import Decider, DecisionSettings
+from personabid.decision.request import AuctionRequest, Impression
+from personabid.decision.snapshot import Snapshot
+from personabid.errors import ConfigError
+from personabid.privacy import Pseudonymizer
+from personabid.servicer import BidderServicer
+from personabid.telemetry import Metrics
+from personabid.v1 import bidder_pb2, bidder_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "personabid.v1.Bidder"
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"address {addr!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def warm_up(decider: Decider) -> None:
+    """Run decisions that reach every stage, so that the kernels are compiled before SERVING."""
+    bundle = decider.snapshot.index
+    persona = np.zeros(bundle.vocab.dims, dtype=np.float32)
+    persona[:] = bundle.index.reconstruct(0) if bundle.index.ntotal else 1.0
+    for w, h in ((0, 0), (300, 250)):
+        decider.decide(
+            AuctionRequest(id="warm-up", impressions=(Impression(id="1", w=w, h=h),), tag_vector=persona)
+        )
+
+
+class BidServer:
+    """One serving process. `start` binds and serves; `load` makes it ready; `stop` drains."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.decision_settings = DecisionSettings(top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms, seat=settings.seat)
+        self.decider: Decider | None = None
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.grpc_port = 0
+        self.metrics_port = 0
+        self._metrics_httpd = None
+
+    async def start(self) -> None:
+        pseudonym = Pseudonymizer.from_environment(self.settings.key_file)
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        bidder_pb2_grpc.add_BidderServicer_to_server(
+            BidderServicer(lambda: self.decider, self.metrics, pseudonym, self.settings.seat), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (
+            bidder_pb2.DESCRIPTOR.services_by_name["Bidder"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+        for service in (SERVICE_NAME, ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.grpc_port = server.add_insecure_port(self.settings.grpc_addr)
+        if self.grpc_port == 0:
+            raise ConfigError(f"cannot listen on grpc_addr={self.settings.grpc_addr}")
+        host, port = split_addr(self.settings.metrics_addr)
+        self._metrics_httpd, _ = start_http_server(port, addr=host, registry=self.registry)
+        self.metrics_port = self._metrics_httpd.server_port
+        await server.start()
+        self.server = server
+        log.info("listening: grpc port %d, metrics port %d; loading", self.grpc_port, self.metrics_port)
+
+    async def load(self) -> None:
+        """Load the index and model, compile the kernels, then serve."""
+        started = time.perf_counter()
+        decider = await asyncio.to_thread(self._load_decider, self.settings.index, self.settings.model)
+        self.decider = decider
+        self.metrics.observe_snapshot(decider.snapshot)
+        self.metrics.ready.set(1)
+        for service in (SERVICE_NAME, ""):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        manifest = decider.snapshot.index.manifest
+        log.info(
+            "personabid ready: grpc=%s metrics=%s campaigns=%d index=%s (%s) model=%s, loaded in %.1fs",
+            _with_port(self.settings.grpc_addr, self.grpc_port),
+            _with_port(self.settings.metrics_addr, self.metrics_port),
+            manifest["campaigns"],
+            decider.snapshot.index.version,
+            manifest["index_type"],
+            decider.snapshot.model.version,
+            time.perf_counter() - started,
+        )
+
+    def _load_decider(self, index: Path, model: Path) -> Decider:
+        decider = Decider(Snapshot.load(index, model), self.decision_settings)
+        warm_up(decider)
+        return decider
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.health.enter_graceful_shutdown()
+        self.metrics.ready.set(0)
+        if self.server is not None:
+            await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self._metrics_httpd is not None:
+            self._metrics_httpd.shutdown()
+            self._metrics_httpd.server_close()
+        log.info("stopped")
+
+
+def _with_port(addr: str, port: int) -> str:
+    host, _ = split_addr(addr)
+    return f"{host}:{port}"
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then drain."""
+    server = BidServer(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await server.start()
+    try:
+        loading = asyncio.create_task(server.load())
+        done, _ = await asyncio.wait({loading, asyncio.create_task(stopping.wait())}, return_when="FIRST_COMPLETED")
+        if loading in done:
+            loading.result()  # a load failure ends the process with its error
+            await stopping.wait()
+        else:
+            loading.cancel()
+        log.info("signal received: draining calls in flight")
+    finally:
+        await server.stop()

@@ -1,0 +1,171 @@
+"""The `personabid` command line: serve, demo, call, health."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from personabid import __version__
+from personabid.config import Settings, load_settings
+from personabid.errors import PersonabidError
+
+DEFAULT_ADDR = Settings.grpc_addr
+ADDR_ENV = "PERSONABID_GRPC_ADDR"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("PERSONABID_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    try:
+        return int(args.run(args) or 0)
+    except PersonabidError as exc:
+        print(f"personabid: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="personabid", description="Ad-audience matching and bid decisions.")
+    parser.add_argument("--version", action="version", version=f"personabid {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve gRPC bids and Prometheus metrics",
+        description="Serve the Bidder gRPC service and /metrics. Settings: flags, then PERSONABID_* "
+        "environment variables, then the TOML file of --config (or PERSONABID_CONFIG), then defaults.",
+    )
+    serve.add_argument("--config", type=Path, help="TOML file of settings (same names as the flags, with _)")
+    serve.add_argument("--grpc-addr", help=f"gRPC listen address (env PERSONABID_GRPC_ADDR; default {DEFAULT_ADDR})")
+    serve.add_argument(
+        "--metrics-addr", help=f"metrics listen address (env PERSONABID_METRICS_ADDR; default {Settings.metrics_addr})"
+    )
+    serve.add_argument("--data-dir", type=Path, help=f"demo world directory (default {Settings.data_dir})")
+    serve.add_argument("--index-path", type=Path, help="index artifact root or version (default DATA_DIR/index)")
+    serve.add_argument("--model-path", type=Path, help="model artifact root or version (default DATA_DIR/model)")
+    serve.add_argument("--top-k", type=int, help=f"personas matched per request (default {Settings.top_k})")
+    serve.add_argument("--min-tmax-ms", type=int, help=f"shortest tmax worth deciding (default {Settings.min_tmax_ms})")
+    serve.add_argument("--grace-seconds", type=float, help="time calls in flight get to finish on SIGTERM")
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="build the demo world", description="Generate the seeded demo world: index and CTR model."
+    )
+    demo.add_argument("--out", type=Path, default=Settings.data_dir, help="directory (default %(default)s)")
+    demo.add_argument("--campaigns", type=int, default=10_000, help="number of campaigns (default %(default)s)")
+    demo.add_argument("--impressions", type=int, default=400_000, help="simulated training impressions")
+    demo.add_argument("--seed", type=int, default=7, help="world seed (default %(default)s)")
+    demo.add_argument("--if-missing", action="store_true", help="do nothing if the directory holds a world")
+    demo.set_defaults(run=_demo)
+
+    call = commands.add_parser(
+        "call",
+        help="send one bid request and print the response",
+        description="Send a BidRequest given as JSON (a file, or - for standard input), or with --sample "
+        "one for a random user of the demo world, and print the BidResponse as JSON.",
+    )
+    call.add_argument("request", nargs="?", help="JSON request file, or - for standard input")
+    call.add_argument("--sample", action="store_true", help="a request for a random demo-world user")
+    call.add_argument("--dense", action="store_true", help="with --sample: send user.tag_vector, not user.tags")
+    call.add_argument("--seed", type=int, help="with --sample: random seed")
+    call.add_argument("--data-dir", type=Path, default=Settings.data_dir, help="demo world (default %(default)s)")
+    call.add_argument("--dry-run", action="store_true", help="print the request as JSON instead of sending it")
+    call.add_argument("--addr", help=f"server address (else ${ADDR_ENV}, else {DEFAULT_ADDR})")
+    call.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
+    call.set_defaults(run=_call)
+
+    check = commands.add_parser(
+        "health", help="check the server's health", description="Exit 0 when the Bidder service is SERVING."
+    )
+    check.add_argument("--addr", help=f"server address (else ${ADDR_ENV}, else {DEFAULT_ADDR})")
+    check.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
+    check.set_defaults(run=_health)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from personabid.app import serve
+
+    flags = {
+        "grpc_addr": args.grpc_addr,
+        "metrics_addr": args.metrics_addr,
+        "data_dir": args.data_dir,
+        "index_path": args.index_path,
+        "model_path": args.model_path,
+        "top_k": args.top_k,
+        "min_tmax_ms": args.min_tmax_ms,
+        "grace_seconds": args.grace_seconds,
+    }
+    settings = load_settings(flags, config_file=args.config)
+    logging.getLogger().setLevel(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from personabid.demo import DemoSpec, build_demo, is_built
+
+    if args.if_missing and is_built(args.out):
+        logging.getLogger(__name__).info("demo world already in %s", args.out)
+        return 0
+    result = build_demo(args.out, DemoSpec(seed=args.seed, campaigns=args.campaigns, impressions=args.impressions))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _addr(args: argparse.Namespace) -> str:
+    return args.addr or os.environ.get(ADDR_ENV) or DEFAULT_ADDR
+
+
+def _call(args: argparse.Namespace) -> int:
+    from personabid import client
+
+    if args.sample == bool(args.request):
+        print("personabid call: give a JSON request (FILE or -) or --sample, not both", file=sys.stderr)
+        return 2
+    if args.sample:
+        from personabid.demo import read_world
+
+        request = client.sample_request(read_world(args.data_dir), np.random.default_rng(args.seed), args.dense)
+    else:
+        text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
+        try:
+            request = client.parse_request(text)
+        except Exception as exc:  # json_format raises ParseError, or ValueError for bad JSON
+            print(f"personabid call: not a BidRequest: {exc}", file=sys.stderr)
+            return 2
+    if args.dry_run:
+        print(client.to_json(request))
+        return 0
+    try:
+        response = client.bid(_addr(args), request, args.timeout)
+    except grpc.RpcError as exc:
+        print(f"personabid call: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    print(client.to_json(response))
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    from personabid import client
+    from personabid.app import SERVICE_NAME
+
+    try:
+        status = client.health_status(_addr(args), SERVICE_NAME, args.timeout)
+    except grpc.RpcError as exc:
+        print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    print(status)
+    return 0 if status == "SERVING" else 1

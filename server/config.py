@@ -1,0 +1,86 @@
+"""Serving configuration: flags, then environment (PERSONABID_*), then an optional TOML file, then
+defaults, in that order of precedence."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from personabid.errors import ConfigError
+
+ENV_PREFIX = "PERSONABID_"
+CONFIG_ENV = "PERSONABID_CONFIG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    grpc_addr: str = "127.0.0.1:50051"
+    metrics_addr: str = "127.0.0.1:9464"
+    data_dir: Path = Path("var/demo")
+    index_path: Path | None = None  # default: data_dir/index
+    model_path: Path | None = None  # default: data_dir/model
+    top_k: int = 100
+    min_tmax_ms: int = 5
+    grace_seconds: float = 10.0
+    log_level: str = "INFO"
+    seat: str = "personabid"
+    pseudonym_key_file: Path | None = None  # default: data_dir/pseudonym.key
+
+    @property
+    def index(self) -> Path:
+        return self.index_path or self.data_dir / "index"
+
+    @property
+    def model(self) -> Path:
+        return self.model_path or self.data_dir / "model"
+
+    @property
+    def key_file(self) -> Path:
+        return self.pseudonym_key_file or self.data_dir / "pseudonym.key"
+
+
+def load_settings(
+    flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ, config_file: Path | None = None
+) -> Settings:
+    """Settings from `flags` (None means not given), `environ` and the TOML file (flag, then
+    PERSONABID_CONFIG)."""
+    names = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = set(flags) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown settings: {sorted(unknown)}")
+    config_file = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            from_file = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from exc
+        stray = set(from_file) - set(names)
+        if stray:
+            raise ConfigError(f"config file {config_file}: unknown settings {sorted(stray)}")
+        values.update(from_file)
+    for name in names:
+        key = ENV_PREFIX + name.upper()
+        if environ.get(key):
+            values[name] = environ[key]
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return Settings(**{k: _coerce(k, names[k].type, v) for k, v in values.items()})
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    try:
+        if "Path" in kind:
+            return Path(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}={value!r}: expected {kind}") from exc

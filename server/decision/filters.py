@@ -1,0 +1,87 @@
+"""Eligibility filters: boolean masks over the matched candidates, cheapest first.
+
+Each filter takes the campaign table, the candidate rows (int32 (m,)) and what it needs of the request,
+and returns a bool (m,) mask of the candidates it keeps. The pipeline applies them in order, counts what
+each removed and stops when no candidate is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from personabid.index.campaigns import CampaignTable, bitset_member
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the request-level filters need, resolved once per request against the table's code tables."""
+
+    now: int  # unix seconds
+    devicetype: int
+    country_code: int
+    os_code: int
+    blocked_categories: np.ndarray  # int32 codes
+    blocked_domains: np.ndarray  # int32 codes
+
+
+def context_for(
+    table: CampaignTable, now: int, devicetype: int, country: str, os: str, bcat: tuple[str, ...], badv: tuple[str, ...]
+) -> RequestContext:
+    def codes(name: str, values: tuple[str, ...]) -> np.ndarray:
+        found = [table.code_of(name, v) for v in values]
+        return np.array([c for c in found if c > 0], dtype=np.int32)
+
+    return RequestContext(
+        now=now,
+        devicetype=devicetype,
+        country_code=table.code_of("countries", country.upper()),
+        os_code=table.code_of("os_names", os.lower()),
+        blocked_categories=codes("categories", bcat),
+        blocked_domains=codes("domains", badv),
+    )
+
+
+def similarity_floor(table: CampaignTable, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    return scores >= table.min_match[rows]
+
+
+def schedule(table: CampaignTable, rows: np.ndarray, now: int) -> np.ndarray:
+    start, end = table.start[rows], table.end[rows]
+    return (start <= now) & ((end == 0) | (now < end))
+
+
+def blocked_category(table: CampaignTable, rows: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    if blocked.size == 0:
+        return np.ones(len(rows), dtype=bool)
+    return ~(np.isin(table.category_code[rows], blocked) | np.isin(table.category_parent_code[rows], blocked))
+
+
+def blocked_advertiser(table: CampaignTable, rows: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    if blocked.size == 0:
+        return np.ones(len(rows), dtype=bool)
+    return ~np.isin(table.adomain_code[rows], blocked)
+
+
+def geo(table: CampaignTable, rows: np.ndarray, country_code: int) -> np.ndarray:
+    return bitset_member(table.country_bits, rows, country_code)
+
+
+def device(table: CampaignTable, rows: np.ndarray, devicetype: int, os_code: int) -> np.ndarray:
+    by_type = ((table.device_bits[rows] >> np.uint16(devicetype)) & np.uint16(1)).astype(bool)
+    return by_type & bitset_member(table.os_bits, rows, os_code)
+
+
+def creative_size(table: CampaignTable, rows: np.ndarray, size_code: int | None) -> np.ndarray:
+    """Campaigns with a creative of the slot's size; `None` means the slot takes any size."""
+    if size_code is None:
+        return np.ones(len(rows), dtype=bool)
+    if size_code == 0:  # a size no campaign has
+        return np.zeros(len(rows), dtype=bool)
+    return bitset_member(table.size_bits, rows, size_code)
+
+
+def floor_reachable(table: CampaignTable, rows: np.ndarray, bidfloor: float) -> np.ndarray:
+    """Campaigns whose maximum bid can reach the floor at all (pricing decides the rest)."""
+    return table.max_bid[rows] >= bidfloor

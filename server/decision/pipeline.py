@@ -1,0 +1,205 @@
+"""One auction, stage by stage: validate, user vector, match, filter, score, price, select.
+
+Every stage works on arrays of candidate campaign rows. The Decision carries the stage timings and what
+each filter removed, so that the serving layer can export them without the core knowing about metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from personabid.decision import filters
+from personabid.decision.match import match
+from personabid.decision.pricing import best, price
+from personabid.decision.reasons import PROGRESS, NoBid
+from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression, validate
+from personabid.decision.snapshot import Snapshot
+from personabid.decision.uservec import user_vector
+from personabid.decision.score import candidate_features
+from personabid.training.features import request_tokens, slot_name, slot_token
+
+STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
+REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "device")
+IMPRESSION_FILTERS = ("floor", "size")
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    top_k: int = 100
+    min_tmax_ms: int = 5  # below this no decision can be made and delivered in time
+    currencies: frozenset[str] = frozenset({DEFAULT_CURRENCY})
+    seat: str = "personabid"
+
+
+@dataclass(frozen=True)
+class Bid:
+    id: str
+    imp_id: str
+    campaign_row: int
+    campaign_id: str
+    creative_id: str
+    adomain: str
+    price: float  # CPM
+    pctr: float
+    match_score: float
+
+
+@dataclass
+class Decision:
+    request_id: str
+    bids: list[Bid] = field(default_factory=list)
+    nbr: NoBid | None = None
+    detail: str = ""
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    removed: dict[str, int] = field(default_factory=dict)  # candidates removed per filter
+    candidates: int = 0  # campaigns matched before filtering
+
+
+class Decider:
+    """Decides auctions against one Snapshot; cheap to build, so a reload makes a new one."""
+
+    def __init__(
+        self, snapshot: Snapshot, settings: DecisionSettings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.snapshot = snapshot
+        self.settings = settings
+        self.clock = clock
+        self._table = snapshot.index.campaigns
+        self._spec = snapshot.model.spec
+
+    def decide(self, request: AuctionRequest) -> Decision:
+        started = time.perf_counter()
+        decision = Decision(request_id=request.id)
+        stages = decision.stages
+        tick = started
+
+        def lap(stage: str) -> None:
+            nonlocal tick
+            now = time.perf_counter()
+            stages[stage] = stages.get(stage, 0.0) + now - tick
+            tick = now
+
+        validate(request, self.snapshot.dims, self.settings.currencies)
+        lap("validate")
+        if request.tmax_ms is not None and request.tmax_ms < self.settings.min_tmax_ms:
+            return _no_bid(decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"tmax={request.tmax_ms}ms is too short")
+        if request.coppa == 1:
+            return _no_bid(decision, NoBid.COPPA_RESTRICTED, "regs.coppa=1: no profile-based bidding")
+
+        user = user_vector(request.tag_vector, request.tags, self.snapshot.index.vocab)
+        lap("user_vector")
+        if user is None:
+            return _no_bid(decision, NoBid.UNMATCHED_USER, "the user has no weight on any known tag")
+
+        bundle = self.snapshot.index
+        rows, scores = match(bundle.index, bundle.persona_rows, user, self.settings.top_k)
+        decision.candidates = len(rows)
+        lap("match")
+
+        table = self._table
+        context = filters.context_for(
+            table, int(self.clock()), request.devicetype, request.country, request.os, request.bcat, request.badv
+        )
+        keep = filters.similarity_floor(table, rows, scores)
+        rows, scores = _narrow(decision, "similarity", keep, rows, scores)
+        if len(rows) == 0:
+            lap("filter")
+            return _no_bid(decision, NoBid.UNMATCHED_USER, "no persona is similar enough to the user")
+        for name, mask in (
+            ("schedule", lambda r: filters.schedule(table, r, context.now)),
+            ("bcat", lambda r: filters.blocked_category(table, r, context.blocked_categories)),
+            ("badv", lambda r: filters.blocked_advertiser(table, r, context.blocked_domains)),
+            ("geo", lambda r: filters.geo(table, r, context.country_code)),
+            ("device", lambda r: filters.device(table, r, context.devicetype, context.os_code)),
+        ):
+            rows, scores = _narrow(decision, name, mask(rows), rows, scores)
+            if len(rows) == 0:
+                lap("filter")
+                return _no_bid(decision, NoBid.NO_ELIGIBLE_CAMPAIGN, f"every matched campaign failed {name}")
+        lap("filter")
+
+        context_tokens = request_tokens(request.devicetype, request.os, request.country)
+        furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
+        for imp in request.impressions:
+            outcome = self._decide_impression(decision, imp, rows, scores, context_tokens, lap)
+            if isinstance(outcome, Bid):
+                decision.bids.append(outcome)
+            elif PROGRESS[outcome] > PROGRESS[furthest]:
+                furthest = outcome
+
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if request.tmax_ms is not None and elapsed_ms > request.tmax_ms:
+            decision.bids.clear()
+            return _no_bid(decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"decided in {elapsed_ms:.1f}ms > tmax")
+        if not decision.bids:
+            detail = {
+                NoBid.NO_ELIGIBLE_CAMPAIGN: "no matched campaign fits the impressions' size or floor",
+                NoBid.BELOW_FLOOR: "no bid reaches the impressions' floor",
+            }[furthest]
+            return _no_bid(decision, furthest, detail)
+        return decision
+
+    def _decide_impression(
+        self,
+        decision: Decision,
+        imp: Impression,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        context_tokens: dict[str, int],
+        lap: Callable[[str], None],
+    ) -> Bid | NoBid:
+        table = self._table
+        size_code = None if imp.w == 0 or imp.h == 0 else table.code_of("sizes", slot_name(imp.w, imp.h))
+        for name, keep in (
+            ("floor", filters.floor_reachable(table, rows, imp.bidfloor)),
+            ("size", filters.creative_size(table, rows, size_code)),
+        ):
+            rows, scores = _narrow(decision, name, keep, rows, scores)
+            if len(rows) == 0:
+                lap("filter")
+                return NoBid.BELOW_FLOOR if name == "floor" else NoBid.NO_ELIGIBLE_CAMPAIGN
+        lap("filter")
+
+        indices = candidate_features(self._spec, table, rows, scores, context_tokens, slot_token(imp.w, imp.h))
+        pctr = self.snapshot.model.pctr(indices)
+        lap("score")
+
+        prices = price(table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, imp.bidfloor)
+        winner = best(prices, pctr)
+        lap("price")
+        if winner < 0:
+            return NoBid.BELOW_FLOOR
+        row = int(rows[winner])
+        creative = table.creative_for(row, size_code or 0)
+        campaign_id = str(table.campaign_id[row])
+        return Bid(
+            id=f"{imp.id}-{campaign_id}",
+            imp_id=imp.id,
+            campaign_row=row,
+            campaign_id=campaign_id,
+            creative_id=str(table.creative_id[creative]),
+            adomain=str(table.adomain[row]),
+            price=float(prices[winner]),
+            pctr=float(pctr[winner]),
+            match_score=float(scores[winner]),
+        )
+
+
+def _narrow(
+    decision: Decision, name: str, keep: np.ndarray, rows: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    removed = len(rows) - int(np.count_nonzero(keep))
+    if removed:
+        decision.removed[name] = decision.removed.get(name, 0) + removed
+        return rows[keep], scores[keep]
+    return rows, scores
+
+
+def _no_bid(decision: Decision, reason: NoBid, detail: str) -> Decision:
+    decision.nbr = reason
+    decision.detail = detail
+    return decision

@@ -1,0 +1,35 @@
+"""Pricing: a CTR-weighted bid under each campaign's cap, which must clear the floor."""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def _price(
+    base_bid: np.ndarray, max_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float, floor: float
+) -> np.ndarray:
+    out = np.empty(base_bid.shape[0], dtype=np.float64)
+    for i in range(base_bid.shape[0]):
+        bid = min(base_bid[i] * pctr[i] / avg_ctr, max_bid[i])
+        # A bid must be positive and clear the floor; 0 marks a candidate that cannot bid.
+        out[i] = bid if bid > 0.0 and bid >= floor else 0.0
+    return out
+
+
+def price(base_bid: np.ndarray, max_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float, floor: float) -> np.ndarray:
+    """float64 (m,) CPM bids: base_bid * pctr / avg_ctr capped at max_bid, 0 where it misses the floor.
+
+    `base_bid` and `max_bid` are float64 (m,), `pctr` float32 (m,); `avg_ctr` is the model's mean CTR, at which a
+    campaign bids its base bid.
+    """
+    return _price(base_bid, max_bid, pctr, float(avg_ctr), float(floor))
+
+
+def best(prices: np.ndarray, pctr: np.ndarray) -> int:
+    """Index of the winning candidate (highest price, then highest pCTR, then first), or -1 if none bids."""
+    if prices.size == 0 or prices.max() <= 0.0:
+        return -1
+    top = np.flatnonzero(prices == prices.max())
+    return int(top[np.argmax(pctr[top])])

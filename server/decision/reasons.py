@@ -1,0 +1,28 @@
+"""No-bid reasons. Mirrors `personabid.v1.NoBidReason` (a test keeps the two equal); the core does not
+import protobuf."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class NoBid(IntEnum):
+    UNKNOWN_ERROR = 0
+    TECHNICAL_ERROR = 1
+    INVALID_REQUEST = 2
+    UNMATCHED_USER = 8
+    INSUFFICIENT_AUCTION_TIME = 15
+    BELOW_FLOOR = 500
+    NO_ELIGIBLE_CAMPAIGN = 501
+    BUDGET_EXHAUSTED = 502
+    FREQUENCY_CAPPED = 503
+    COPPA_RESTRICTED = 504
+    NOT_READY = 505
+
+
+# How far an impression got before it lost every candidate; the response reports the furthest.
+PROGRESS = {
+    NoBid.UNMATCHED_USER: 0,
+    NoBid.NO_ELIGIBLE_CAMPAIGN: 1,
+    NoBid.BELOW_FLOOR: 2,
+}

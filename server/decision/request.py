@@ -1,0 +1,127 @@
+"""The auction request as the core sees it, and its validation: the one place that judges input.
+
+The gRPC layer copies a message into these classes without judging it; `validate` then checks every
+rule of the API and raises InvalidRequest naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from personabid.errors import InvalidRequest
+
+DEFAULT_CURRENCY = "USD"
+AUCTION_TYPES = (1, 2)  # and 500+ for exchange-specific auctions
+MAX_IMPRESSIONS = 64
+MAX_TAGS = 4096
+
+
+@dataclass(frozen=True)
+class Impression:
+    id: str
+    w: int = 0
+    h: int = 0
+    bidfloor: float = 0.0
+    bidfloorcur: str = ""
+    tagid: str = ""
+
+
+@dataclass(frozen=True)
+class AuctionRequest:
+    id: str
+    impressions: tuple[Impression, ...]
+    tag_vector: np.ndarray | None = None  # float32 (dims,), the dense profile
+    tags: tuple[tuple[str, float], ...] = ()  # the sparse profile
+    user_id: str = ""
+    devicetype: int = 0
+    os: str = ""
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    site_id: str = ""
+    domain: str = ""
+    categories: tuple[str, ...] = ()
+    at: int = 2
+    tmax_ms: int | None = None
+    cur: tuple[str, ...] = ()
+    bcat: tuple[str, ...] = ()
+    badv: tuple[str, ...] = ()
+    coppa: int = 0
+    gdpr: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_profile(self) -> bool:
+        return (self.tag_vector is not None and len(self.tag_vector) > 0) or len(self.tags) > 0
+
+
+def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> None:
+    """Raise InvalidRequest for the first rule `request` breaks; `dims` is the serving vocabulary's size."""
+    if not request.id:
+        raise InvalidRequest("id", request.id, "must not be empty")
+    if request.tmax_ms is not None and request.tmax_ms <= 0:
+        raise InvalidRequest("tmax", request.tmax_ms, "must be a positive number of milliseconds")
+    if request.at not in AUCTION_TYPES and request.at < 500:
+        raise InvalidRequest("at", request.at, "must be 1 (first price), 2 (second price) or 500+")
+    if request.cur and not currencies.intersection(request.cur):
+        raise InvalidRequest("cur", list(request.cur), f"no supported currency; supported: {sorted(currencies)}")
+    _validate_impressions(request.impressions, currencies)
+    if not 0 <= request.devicetype <= 8:
+        raise InvalidRequest("device.devicetype", request.devicetype, "must be an OpenRTB device type, 0 to 8")
+    for name, flag in (("regs.coppa", request.coppa), ("regs.gdpr", request.gdpr)):
+        if flag not in (0, 1):
+            raise InvalidRequest(name, flag, "must be 0 or 1")
+    _validate_profile(request, dims)
+
+
+def _validate_impressions(impressions: tuple[Impression, ...], currencies: frozenset[str]) -> None:
+    if not impressions:
+        raise InvalidRequest("imp", [], "at least one impression is required")
+    if len(impressions) > MAX_IMPRESSIONS:
+        raise InvalidRequest("imp", f"{len(impressions)} impressions", f"at most {MAX_IMPRESSIONS} are accepted")
+    seen: set[str] = set()
+    for i, imp in enumerate(impressions):
+        where = f"imp[{i}]"
+        if not imp.id:
+            raise InvalidRequest(f"{where}.id", imp.id, "must not be empty")
+        if imp.id in seen:
+            raise InvalidRequest(f"{where}.id", imp.id, "duplicate impression id")
+        seen.add(imp.id)
+        if not math.isfinite(imp.bidfloor) or imp.bidfloor < 0:
+            raise InvalidRequest(f"{where}.bidfloor", imp.bidfloor, "must be a finite, non-negative CPM")
+        if imp.bidfloorcur and imp.bidfloorcur not in currencies:
+            raise InvalidRequest(
+                f"{where}.bidfloorcur", imp.bidfloorcur, f"unsupported currency; supported: {sorted(currencies)}"
+            )
+        if imp.w < 0 or imp.h < 0:
+            raise InvalidRequest(f"{where}.banner", f"{imp.w}x{imp.h}", "width and height must not be negative")
+
+
+def _validate_profile(request: AuctionRequest, dims: int) -> None:
+    vector = request.tag_vector
+    has_vector = vector is not None and len(vector) > 0
+    if has_vector and request.tags:
+        raise InvalidRequest(
+            "user", "tag_vector and tags", "exactly one of user.tag_vector or user.tags may carry the profile"
+        )
+    if has_vector:
+        assert vector is not None
+        if len(vector) != dims:
+            raise InvalidRequest("user.tag_vector", f"length {len(vector)}", f"must have {dims} weights")
+        bad = np.flatnonzero(~np.isfinite(vector))
+        if bad.size:
+            raise InvalidRequest(f"user.tag_vector[{bad[0]}]", float(vector[bad[0]]), "weights must be finite")
+    if len(request.tags) > MAX_TAGS:
+        raise InvalidRequest("user.tags", f"{len(request.tags)} tags", f"at most {MAX_TAGS} are accepted")
+    seen: set[str] = set()
+    for i, (tag, weight) in enumerate(request.tags):
+        if not tag:
+            raise InvalidRequest(f"user.tags[{i}].id", tag, "must not be empty")
+        if tag in seen:
+            raise InvalidRequest(f"user.tags[{i}].id", tag, "duplicate tag")
+        seen.add(tag)
+        if not math.isfinite(weight):
+            raise InvalidRequest(f"user.tags[{i}].weight", weight, "must be finite")

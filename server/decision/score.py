@@ -1,0 +1,39 @@
+"""Scoring: the hashed CTR features of (impression, candidate campaign) pairs.
+
+The demo world's log generator calls the same function, so the model is trained on exactly the
+features the server computes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personabid.index.campaigns import CampaignTable
+from personabid.training.features import FeatureSpec, match_tokens, request_tokens, slot_token
+
+
+def candidate_features(
+    spec: FeatureSpec,
+    table: CampaignTable,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    context: dict[str, int],
+    slot: int,
+) -> np.ndarray:
+    """int64 (len(rows), spec.width) feature indices.
+
+    `rows` (int32) and `scores` (float32) are the candidates and their similarity; `context` comes from
+    `request_tokens`, `slot` from `slot_token`.
+    """
+    sources = {
+        **context,
+        "campaign": table.campaign_token[rows],
+        "advertiser": table.advertiser_token[rows],
+        "category": table.category_token[rows],
+        "slot": slot,
+        "match": match_tokens(scores),
+    }
+    return spec.indices(spec.token_matrix(sources, len(rows)))
+
+
+__all__ = ["candidate_features", "request_tokens", "slot_token"]

@@ -1,0 +1,105 @@
+"""Prometheus metrics of the serving layer. Every metric lives in the registry it is given, so each test
+builds a fresh CollectorRegistry; the decision core knows nothing of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from personabid.decision.pipeline import STAGES, Decision
+from personabid.decision.snapshot import Snapshot
+
+# Call latency is a few milliseconds; stage latency tens of microseconds.
+CALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0)
+STAGE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "personabid_bid_requests",
+            "Bid requests answered, by outcome (bid, nobid, invalid, error) and no-bid reason code.",
+            ["method", "outcome", "nbr"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "personabid_bid_duration_seconds",
+            "Time to answer one bid request inside the server.",
+            ["method"],
+            buckets=CALL_BUCKETS,
+            registry=registry,
+        )
+        self.stage_latency = Histogram(
+            "personabid_stage_duration_seconds",
+            "Time spent in each stage of the decision path.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.filtered = Counter(
+            "personabid_filter_removed_candidates",
+            "Matched candidate campaigns removed, by eligibility filter.",
+            ["filter"],
+            registry=registry,
+        )
+        self.candidates = Histogram(
+            "personabid_match_candidates",
+            "Campaigns returned by the persona match per request.",
+            buckets=(0, 1, 5, 10, 25, 50, 100, 250, 1000),
+            registry=registry,
+        )
+        self.bid_price = Histogram(
+            "personabid_bid_price_cpm",
+            "Prices of the bids sent, CPM in USD.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 20),
+            registry=registry,
+        )
+        self.index_campaigns = Gauge(
+            "personabid_index_campaigns", "Campaigns in the serving index.", registry=registry
+        )
+        self.index_vectors = Gauge(
+            "personabid_index_persona_vectors", "Persona vectors in the serving index.", registry=registry
+        )
+        self.index_built = Gauge(
+            "personabid_index_build_timestamp_seconds",
+            "When the serving index version was built (unix time).",
+            registry=registry,
+        )
+        self.index_info = Info("personabid_index", "The serving index version.", registry=registry)
+        self.model_info = Info("personabid_model", "The serving CTR model version.", registry=registry)
+        self.ready = Gauge(
+            "personabid_ready", "1 when the server has an index and a model and serves bids.", registry=registry
+        )
+        for stage in STAGES:
+            self.stage_latency.labels(stage=stage)
+        self._stage_children = {stage: self.stage_latency.labels(stage=stage) for stage in STAGES}
+
+    def observe_decision(self, method: str, decision: Decision, seconds: float) -> None:
+        for stage, spent in decision.stages.items():
+            self._stage_children[stage].observe(spent)
+        for name, removed in decision.removed.items():
+            self.filtered.labels(filter=name).inc(removed)
+        self.candidates.observe(decision.candidates)
+        for bid in decision.bids:
+            self.bid_price.observe(bid.price)
+        if decision.bids:
+            self.requests.labels(method=method, outcome="bid", nbr="").inc()
+        else:
+            self.requests.labels(method=method, outcome="nobid", nbr=str(int(decision.nbr or 0))).inc()
+        self.latency.labels(method=method).observe(seconds)
+
+    def observe_failure(self, method: str, outcome: str, nbr: int, seconds: float) -> None:
+        self.requests.labels(method=method, outcome=outcome, nbr=str(nbr)).inc()
+        self.latency.labels(method=method).observe(seconds)
+
+    def observe_snapshot(self, snapshot: Snapshot) -> None:
+        manifest = snapshot.index.manifest
+        self.index_campaigns.set(manifest["campaigns"])
+        self.index_vectors.set(manifest["vectors"])
+        self.index_info.info(
+            {"version": snapshot.index.version, "index_type": manifest["index_type"], "dims": str(manifest["dims"])}
+        )
+        self.model_info.info({"version": snapshot.model.version, "model_type": snapshot.model.model_type})
+        self.index_built.set(datetime.fromisoformat(manifest["created"]).timestamp())

@@ -1,0 +1,77 @@
+"""Conversion between the protobuf messages and the core's plain objects. Copies, never judges:
+validation is the core's (decision/request.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personabid.decision.pipeline import Decision
+from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression
+from personabid.v1 import bidder_pb2 as pb
+
+
+def to_auction(message: pb.BidRequest) -> AuctionRequest:
+    device, geo, user = message.device, message.device.geo, message.user
+    if message.HasField("site"):
+        site_id, domain, categories = message.site.id, message.site.domain, tuple(message.site.cat)
+    elif message.HasField("app"):
+        site_id, domain, categories = message.app.id, message.app.bundle, tuple(message.app.cat)
+    else:
+        site_id, domain, categories = "", "", ()
+    return AuctionRequest(
+        id=message.id,
+        impressions=tuple(
+            Impression(
+                id=imp.id,
+                w=imp.banner.w,
+                h=imp.banner.h,
+                bidfloor=imp.bidfloor,
+                bidfloorcur=imp.bidfloorcur,
+                tagid=imp.tagid,
+            )
+            for imp in message.imp
+        ),
+        tag_vector=np.array(user.tag_vector, dtype=np.float32) if len(user.tag_vector) else None,
+        tags=tuple((tag.id, tag.weight) for tag in user.tags),
+        user_id=user.id,
+        devicetype=device.devicetype,
+        os=device.os,
+        country=geo.country,
+        region=geo.region,
+        city=geo.city,
+        site_id=site_id,
+        domain=domain,
+        categories=categories,
+        at=message.at if message.HasField("at") else 2,
+        tmax_ms=message.tmax if message.HasField("tmax") else None,
+        cur=tuple(message.cur),
+        bcat=tuple(message.bcat),
+        badv=tuple(message.badv),
+        coppa=message.regs.coppa,
+        gdpr=message.regs.gdpr,
+    )
+
+
+def to_response(decision: Decision, seat: str) -> pb.BidResponse:
+    response = pb.BidResponse(id=decision.request_id, cur=DEFAULT_CURRENCY)
+    if decision.bids:
+        seatbid = response.seatbid.add(seat=seat)
+        for bid in decision.bids:
+            seatbid.bid.add(
+                id=bid.id,
+                impid=bid.imp_id,
+                price=bid.price,
+                campaign_id=bid.campaign_id,
+                creative_id=bid.creative_id,
+                adomain=[bid.adomain],
+                pctr=bid.pctr,
+                match_score=bid.match_score,
+            )
+    else:
+        response.nbr = int(decision.nbr or 0)
+        response.nbr_detail = decision.detail
+    return response
+
+
+def no_bid(request_id: str, reason: int, detail: str) -> pb.BidResponse:
+    return pb.BidResponse(id=request_id, cur=DEFAULT_CURRENCY, nbr=reason, nbr_detail=detail)

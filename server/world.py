@@ -1,0 +1,182 @@
+"""The embedded demo world: a seeded synthetic market of users, campaigns and clicks with known truth.
+
+Users are drawn from latent segments (a sparse tag profile each, plus noise); a campaign targets a
+segment, so its persona sits near that segment's users. Clicks follow a ground-truth logistic model of
+similarity, campaign quality, device and slot, so a trained CTR model can be judged against the truth.
+Everything is a pure function of the seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from personabid.index.campaigns import CampaignSpec, Creative
+from personabid.index.vocab import Vocabulary
+
+COUNTRIES = (
+    "USA", "GBR", "DEU", "FRA", "ESP", "ITA", "NLD", "SWE", "POL", "CAN",
+    "MEX", "BRA", "ARG", "JPN", "KOR", "CHN", "IND", "IDN", "AUS", "ZAF",
+)  # fmt: skip
+SIZES = ((300, 250), (728, 90), (320, 50), (160, 600), (300, 600), (970, 250), (320, 480))
+# (devicetype, os) pairs users come with: phone, tablet, personal computer, connected TV.
+DEVICES = ((4, "ios"), (4, "android"), (5, "ios"), (5, "android"), (2, "windows"), (2, "macos"), (3, "tizen"))
+DEVICE_SIZES = {4: (2, 6, 0), 5: (0, 6, 1), 2: (0, 1, 3, 4, 5), 3: (5, 0)}
+INTERESTS = (
+    "travel", "sports", "football", "basketball", "running", "cycling", "fitness", "yoga", "cooking",
+    "baking", "wine", "coffee", "fashion", "beauty", "luxury", "parenting", "pets", "gardening", "diy",
+    "home", "finance", "investing", "crypto", "technology", "gaming", "esports", "movies", "music",
+    "books", "photography", "art", "science", "cars", "motorcycles", "outdoors", "camping", "fishing",
+    "politics", "education", "health",
+)  # fmt: skip
+INTENTS = (
+    "auto", "mortgage", "insurance", "phone", "laptop", "tv", "furniture", "flights", "hotels", "cruise",
+    "credit_card", "loan", "jewelry", "watches", "shoes", "apparel", "cosmetics", "groceries", "meal_kit",
+    "fitness_gear", "bike", "camera", "console", "streaming", "broadband", "energy", "solar", "education",
+    "jobs", "dating", "real_estate", "rental", "vacation", "toys", "baby", "pet_food", "software",
+    "b2b_saas", "charity", "lottery",
+)  # fmt: skip
+APPS = (
+    "social", "messaging", "video", "music", "news", "weather", "maps", "shopping", "food_delivery",
+    "ride_hailing", "banking", "fitness", "dating", "puzzle_games", "action_games", "casino_games",
+    "education", "productivity", "photo", "travel",
+)  # fmt: skip
+MEDIA = ("news", "podcasts", "tv_drama", "tv_sports", "reality_tv", "documentaries", "radio", "magazines")
+
+
+def vocabulary() -> Vocabulary:
+    tags = [f"age:{a}" for a in ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")]
+    tags += ["gender:female", "gender:male"]
+    tags += [f"income:{i}" for i in ("low", "mid", "high", "top")]
+    tags += [f"interest:{t}{s}" for t in INTERESTS for s in ("", ".enthusiast", ".casual")]
+    tags += [f"intent:{t}" for t in INTENTS]
+    tags += [f"region:{c}" for c in COUNTRIES]
+    tags += [f"device:{d}" for d in ("ios", "android", "windows", "macos", "tizen", "tablet")]
+    tags += [f"app:{a}" for a in APPS]
+    tags += [f"media:{m}" for m in MEDIA]
+    return Vocabulary(tuple(tags))
+
+
+@dataclass(frozen=True)
+class Users:
+    vectors: np.ndarray  # float32 (n, dims), not normalised
+    segment: np.ndarray  # int32 (n,)
+    devicetype: np.ndarray  # int32 (n,)
+    os: np.ndarray  # <U (n,)
+    country: np.ndarray  # <U (n,)
+
+
+class World:
+    """The demo world of a seed. Segments are cheap; campaigns are made on demand."""
+
+    def __init__(self, seed: int = 7, segments: int = 48) -> None:
+        self.seed = seed
+        self.vocab = vocabulary()
+        seeds = np.random.SeedSequence(seed).spawn(4)
+        self._campaign_seed, self._truth_seed = seeds[1], seeds[2]
+        rng = np.random.default_rng(seeds[0])
+        families = self.vocab.families()
+        self.segment_country = rng.integers(0, len(COUNTRIES), size=segments)
+        self.segment_device = rng.integers(0, len(DEVICES), size=segments)
+        profiles = np.zeros((segments, self.vocab.dims), dtype=np.float32)
+        for s in range(segments):
+            picks = [
+                (families["age"], 1, 0.6, 1.0),
+                (families["gender"], 1, 0.4, 1.0),
+                (families["income"], 1, 0.3, 0.8),
+                (families["interest"], 6, 0.5, 1.0),
+                (families["intent"], 2, 0.4, 1.0),
+                (families["app"], 3, 0.3, 0.8),
+                (families["media"], 2, 0.2, 0.6),
+            ]
+            for positions, count, low, high in picks:
+                chosen = rng.choice(positions, size=count, replace=False)
+                profiles[s, chosen] = rng.uniform(low, high, size=count)
+            profiles[s, self.vocab.position(f"region:{COUNTRIES[self.segment_country[s]]}")] = 0.7
+            profiles[s, self.vocab.position(f"device:{DEVICES[self.segment_device[s]][1]}")] = 0.5
+        self.profiles = profiles
+        truth = np.random.default_rng(self._truth_seed)
+        self.device_effect = {t: truth.normal(0.0, 0.3) for t in range(9)}
+        self.size_effect = truth.normal(0.0, 0.3, size=len(SIZES))
+
+    @property
+    def segments(self) -> int:
+        return len(self.profiles)
+
+    def users(self, n: int, rng: np.random.Generator) -> Users:
+        segment = rng.integers(0, self.segments, size=n).astype(np.int32)
+        base = self.profiles[segment]
+        keep = rng.random(base.shape) > 0.15
+        vectors = base * keep * rng.uniform(0.7, 1.3, size=base.shape).astype(np.float32)
+        noise_tags = rng.integers(0, self.vocab.dims, size=(n, 4))
+        np.put_along_axis(
+            vectors, noise_tags, np.maximum(np.take_along_axis(vectors, noise_tags, 1), rng.uniform(0.05, 0.4, (n, 4))), 1
+        )
+        # Most users carry their segment's device and country; some travel or switch devices.
+        device = np.where(rng.random(n) < 0.8, self.segment_device[segment], rng.integers(0, len(DEVICES), n))
+        country = np.where(rng.random(n) < 0.9, self.segment_country[segment], rng.integers(0, len(COUNTRIES), n))
+        return Users(
+            vectors=vectors.astype(np.float32),
+            segment=segment,
+            devicetype=np.array([DEVICES[d][0] for d in device], dtype=np.int32),
+            os=np.array([DEVICES[d][1] for d in device]),
+            country=np.array([COUNTRIES[c] for c in country]),
+        )
+
+    def campaigns(self, count: int) -> tuple[list[CampaignSpec], np.ndarray]:
+        """`count` campaigns and their ground-truth quality (float64 (count,), a logit offset)."""
+        rng = np.random.default_rng(self._campaign_seed)
+        advertisers = max(1, count // 7)
+        advertiser_category = [
+            f"IAB{rng.integers(1, 27)}-{rng.integers(1, 6)}" if rng.random() < 0.8 else f"IAB{rng.integers(1, 27)}"
+            for _ in range(advertisers)
+        ]
+        # Quality is mostly the advertiser's (its brand, its creatives), a little the campaign's own.
+        advertiser_quality = rng.normal(0.0, 0.5, size=advertisers)
+        quality = rng.normal(0.0, 0.1, size=count)
+        specs = []
+        for c in range(count):
+            segments = [int(rng.integers(self.segments))]
+            if rng.random() < 0.15:
+                segments.append(int(rng.integers(self.segments)))
+            personas = np.stack([self._persona(self.profiles[s], rng) for s in segments])
+            advertiser = int(rng.integers(advertisers))
+            quality[c] += advertiser_quality[advertiser]
+            base_bid = float(np.round(np.exp(rng.normal(0.7, 0.5)), 2))
+            home = COUNTRIES[self.segment_country[segments[0]]]
+            sizes = rng.choice(len(SIZES), size=int(rng.integers(1, 4)), replace=False)
+            specs.append(
+                CampaignSpec(
+                    id=f"cmp-{c:06d}",
+                    advertiser=f"advertiser-{advertiser:05d}",
+                    adomain=f"brand{advertiser:05d}.example",
+                    category=advertiser_category[advertiser],
+                    base_bid=base_bid,
+                    max_bid=float(np.round(base_bid * rng.uniform(1.5, 3.0), 2)),
+                    personas=personas,
+                    creatives=tuple(
+                        Creative(f"cr-{c:06d}-{SIZES[s][0]}x{SIZES[s][1]}", *SIZES[s]) for s in sorted(sizes)
+                    ),
+                    countries=() if rng.random() < 0.55 else (home,),
+                    device_types=() if rng.random() < 0.7 else ((4, 5) if rng.random() < 0.6 else (2,)),
+                    min_match=float(np.round(rng.uniform(0.25, 0.4), 3)),
+                    daily_budget=float(np.round(rng.uniform(100, 5000), 0)),
+                )
+            )
+        return specs, quality
+
+    def _persona(self, profile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        persona = profile * (rng.random(profile.shape) > 0.2) * rng.uniform(0.8, 1.2, profile.shape)
+        extra = rng.integers(0, len(profile), size=2)
+        persona[extra] = np.maximum(persona[extra], rng.uniform(0.2, 0.5, size=2))
+        persona = persona.astype(np.float32)
+        return persona / np.linalg.norm(persona)
+
+    def true_ctr(
+        self, similarity: np.ndarray, quality: np.ndarray, devicetype: np.ndarray, size: np.ndarray
+    ) -> np.ndarray:
+        """Ground-truth click probability (float64 (n,)) of impressions; `size` indexes SIZES."""
+        device = np.array([self.device_effect[int(t)] for t in range(9)])[devicetype]
+        logit = -4.6 + 4.0 * (similarity - 0.6) + quality + device + self.size_effect[size]
+        return 1.0 / (1.0 + np.exp(-logit))

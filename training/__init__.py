@@ -1,0 +1,1 @@
+"""Offline CTR training and the model artifact the server scores with."""

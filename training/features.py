@@ -1,0 +1,154 @@
+"""Hashed CTR features: the one module that training and serving both use.
+
+Every raw value becomes a 64-bit token that does not depend on the process or the machine (blake2b of
+its text; Python's salted `hash()` would differ between processes). A feature is a field's token, or a
+cross of two fields' tokens, mixed with a per-field salt and reduced to `bits` bits. The model's feature
+specification (fields, crosses, bits) travels in its artifact, so serving computes what training saw.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+# Fields that the decision path can supply for an (impression, campaign) pair.
+KNOWN_FIELDS = ("campaign", "advertiser", "category", "devicetype", "os", "country", "slot", "match")
+MATCH_BUCKETS = 20
+
+
+def token(value: str) -> int:
+    """Stable 64-bit token of a string value."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
+
+
+@nb.njit(cache=True, inline="always")
+def _mix(x: np.uint64) -> np.uint64:
+    # splitmix64's finaliser: a cheap bijection with good avalanche, so nearby tokens spread out.
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@nb.njit(cache=True)
+def _hash_indices(
+    tokens: np.ndarray, salts: np.ndarray, cross_a: np.ndarray, cross_b: np.ndarray, bits: int
+) -> np.ndarray:
+    n, n_fields = tokens.shape
+    n_cross = cross_a.shape[0]
+    mask = np.uint64((1 << bits) - 1)
+    out = np.empty((n, n_fields + n_cross), dtype=np.int64)
+    for i in range(n):
+        for f in range(n_fields):
+            out[i, f] = np.int64(_mix(tokens[i, f] ^ salts[f]) & mask)
+        for c in range(n_cross):
+            a = cross_a[c]
+            b = cross_b[c]
+            left = _mix(tokens[i, a] ^ salts[a])
+            out[i, n_fields + c] = np.int64(_mix(left ^ tokens[i, b] ^ salts[b]) & mask)
+    return out
+
+
+@nb.njit(cache=True)
+def _match_tokens(scores: np.ndarray, buckets: int) -> np.ndarray:
+    out = np.empty(scores.shape[0], dtype=np.uint64)
+    for i in range(scores.shape[0]):
+        bucket = int(np.floor((scores[i] + 1.0) * 0.5 * buckets))
+        bucket = min(max(bucket, 0), buckets - 1)
+        out[i] = _mix(np.uint64(bucket + 0x9E3779B9))
+    return out
+
+
+def match_tokens(scores: np.ndarray) -> np.ndarray:
+    """uint64 tokens of similarity scores (float32 (n,) in [-1, 1]), bucketed into MATCH_BUCKETS."""
+    return _match_tokens(np.ascontiguousarray(scores, dtype=np.float32), MATCH_BUCKETS)
+
+
+def slot_name(w: int, h: int) -> str:
+    return f"{w}x{h}"
+
+
+# Request values repeat endlessly (a few device types, countries, sizes): cache their tokens.
+_cached_token = functools.lru_cache(maxsize=1 << 16)(token)
+
+
+def request_tokens(devicetype: int, os: str, country: str) -> dict[str, int]:
+    """Tokens of the request-level fields, as training and serving both compute them."""
+    return {
+        "devicetype": _cached_token(f"devicetype:{devicetype}"),
+        "os": _cached_token(os.lower()),
+        "country": _cached_token(country.upper()),
+    }
+
+
+def slot_token(w: int, h: int) -> int:
+    return _cached_token(slot_name(w, h))
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    fields: tuple[str, ...]
+    crosses: tuple[tuple[str, str], ...]
+    bits: int
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.fields if f not in KNOWN_FIELDS]
+        if unknown:
+            raise ValueError(f"feature spec: unknown fields {unknown}; known: {KNOWN_FIELDS}")
+        for a, b in self.crosses:
+            if a not in self.fields or b not in self.fields:
+                raise ValueError(f"feature spec: cross ({a}, {b}) uses a field not in {self.fields}")
+        if not 8 <= self.bits <= 30:
+            raise ValueError(f"feature spec: bits={self.bits} outside [8, 30]")
+        salts = np.array([token(f"field:{f}") for f in self.fields], dtype=np.uint64)
+        object.__setattr__(self, "_salts", salts)
+        object.__setattr__(
+            self, "_cross_a", np.array([self.fields.index(a) for a, _ in self.crosses], dtype=np.int64)
+        )
+        object.__setattr__(
+            self, "_cross_b", np.array([self.fields.index(b) for _, b in self.crosses], dtype=np.int64)
+        )
+
+    @property
+    def width(self) -> int:
+        """Features per row: one per field and one per cross."""
+        return len(self.fields) + len(self.crosses)
+
+    @property
+    def size(self) -> int:
+        """Number of hash buckets."""
+        return 1 << self.bits
+
+    def token_matrix(self, sources: Mapping[str, np.ndarray | int], n: int) -> np.ndarray:
+        """uint64 (n, len(fields)): per-row arrays or one token for all rows, for every field."""
+        tokens = np.empty((n, len(self.fields)), dtype=np.uint64)
+        for j, name in enumerate(self.fields):
+            tokens[:, j] = sources[name]
+        return tokens
+
+    def indices(self, tokens: np.ndarray) -> np.ndarray:
+        """int64 (n, width) feature indices in [0, size) for a token matrix."""
+        return _hash_indices(tokens, self._salts, self._cross_a, self._cross_b, self.bits)  # type: ignore[attr-defined]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fields": list(self.fields), "crosses": [list(c) for c in self.crosses], "bits": self.bits}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        return cls(
+            fields=tuple(data["fields"]),
+            crosses=tuple((str(a), str(b)) for a, b in data["crosses"]),
+            bits=int(data["bits"]),
+        )
+
+
+DEFAULT_SPEC = FeatureSpec(
+    fields=KNOWN_FIELDS,
+    crosses=(("campaign", "devicetype"), ("category", "slot"), ("category", "match"), ("advertiser", "os")),
+    bits=20,
+)
