@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= var/demo
+SERVE_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: help install proto run demo test lint bench-decision clean
@@ -30,17 +31,19 @@ demo: install
 	$(BIN)/personabid demo --if-missing --out $(DATA)
 
 run: demo
-	$(BIN)/personabid serve --data-dir $(DATA)
+	$(BIN)/personabid serve --data-dir $(DATA) $(SERVE_ARGS)
 
+# The benchmarks run once each as tests (no timing), so that they cannot rot.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 bench-decision: install
-	$(BIN)/python -m pytest benchmarks/bench_decision.py --benchmark-only -p no:cacheprovider
+	mkdir -p benchmarks/results
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results/decision.json
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .benchmarks

@@ -31,7 +31,9 @@ def choose(n_vectors: int, index_type: str = "auto") -> IndexChoice:
     if index_type == "flat":
         return IndexChoice("flat", {})
     if index_type == "hnsw":
-        return IndexChoice("hnsw", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH})
+        return IndexChoice(
+            "hnsw", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
+        )
     raise ValueError(f"index_type={index_type!r}: expected auto, flat or hnsw")
 
 

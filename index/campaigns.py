@@ -169,7 +169,9 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
     if not specs:
         raise ArtifactError("a campaign table needs at least one campaign")
     domains, domain_code = _code_table({s.adomain for s in specs})
-    categories, category_code = _code_table({s.category for s in specs} | {_parent(s.category) for s in specs})
+    categories, category_code = _code_table(
+        {s.category for s in specs} | {_parent(s.category) for s in specs}
+    )
     countries, country_code = _code_table({c for s in specs for c in s.countries})
     os_names, os_code = _code_table({o for s in specs for o in s.os})
     sizes, size_code = _code_table({f"{c.w}x{c.h}" for s in specs for c in s.creatives})

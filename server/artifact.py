@@ -119,7 +119,8 @@ def read_manifest(directory: Path, kind: str, supported_formats: tuple[int, ...]
         raise ArtifactError(f"{directory}: kind is {manifest.get('kind')!r}, expected {kind!r}")
     if manifest.get("format_version") not in supported_formats:
         raise ArtifactError(
-            f"{directory}: format_version {manifest.get('format_version')!r} is not one of {supported_formats}"
+            f"{directory}: format_version {manifest.get('format_version')!r} "
+            f"is not one of {supported_formats}"
         )
     for name, entry in manifest.get("files", {}).items():
         path = directory / name

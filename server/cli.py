@@ -48,23 +48,36 @@ def _parser() -> argparse.ArgumentParser:
         "environment variables, then the TOML file of --config (or PERSONABID_CONFIG), then defaults.",
     )
     serve.add_argument("--config", type=Path, help="TOML file of settings (same names as the flags, with _)")
-    serve.add_argument("--grpc-addr", help=f"gRPC listen address (env PERSONABID_GRPC_ADDR; default {DEFAULT_ADDR})")
     serve.add_argument(
-        "--metrics-addr", help=f"metrics listen address (env PERSONABID_METRICS_ADDR; default {Settings.metrics_addr})"
+        "--grpc-addr", help=f"gRPC listen address (env PERSONABID_GRPC_ADDR; default {DEFAULT_ADDR})"
+    )
+    serve.add_argument(
+        "--metrics-addr",
+        help=f"metrics listen address (env PERSONABID_METRICS_ADDR; default {Settings.metrics_addr})",
     )
     serve.add_argument("--data-dir", type=Path, help=f"demo world directory (default {Settings.data_dir})")
-    serve.add_argument("--index-path", type=Path, help="index artifact root or version (default DATA_DIR/index)")
-    serve.add_argument("--model-path", type=Path, help="model artifact root or version (default DATA_DIR/model)")
+    serve.add_argument(
+        "--index-path", type=Path, help="index artifact root or version (default DATA_DIR/index)"
+    )
+    serve.add_argument(
+        "--model-path", type=Path, help="model artifact root or version (default DATA_DIR/model)"
+    )
     serve.add_argument("--top-k", type=int, help=f"personas matched per request (default {Settings.top_k})")
-    serve.add_argument("--min-tmax-ms", type=int, help=f"shortest tmax worth deciding (default {Settings.min_tmax_ms})")
+    serve.add_argument(
+        "--min-tmax-ms", type=int, help=f"shortest tmax worth deciding (default {Settings.min_tmax_ms})"
+    )
     serve.add_argument("--grace-seconds", type=float, help="time calls in flight get to finish on SIGTERM")
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
-        "demo", help="build the demo world", description="Generate the seeded demo world: index and CTR model."
+        "demo",
+        help="build the demo world",
+        description="Generate the seeded demo world: index and CTR model.",
     )
     demo.add_argument("--out", type=Path, default=Settings.data_dir, help="directory (default %(default)s)")
-    demo.add_argument("--campaigns", type=int, default=10_000, help="number of campaigns (default %(default)s)")
+    demo.add_argument(
+        "--campaigns", type=int, default=10_000, help="number of campaigns (default %(default)s)"
+    )
     demo.add_argument("--impressions", type=int, default=400_000, help="simulated training impressions")
     demo.add_argument("--seed", type=int, default=7, help="world seed (default %(default)s)")
     demo.add_argument("--if-missing", action="store_true", help="do nothing if the directory holds a world")
@@ -78,10 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument("request", nargs="?", help="JSON request file, or - for standard input")
     call.add_argument("--sample", action="store_true", help="a request for a random demo-world user")
-    call.add_argument("--dense", action="store_true", help="with --sample: send user.tag_vector, not user.tags")
+    call.add_argument(
+        "--dense", action="store_true", help="with --sample: send user.tag_vector, not user.tags"
+    )
     call.add_argument("--seed", type=int, help="with --sample: random seed")
-    call.add_argument("--data-dir", type=Path, default=Settings.data_dir, help="demo world (default %(default)s)")
-    call.add_argument("--dry-run", action="store_true", help="print the request as JSON instead of sending it")
+    call.add_argument(
+        "--data-dir", type=Path, default=Settings.data_dir, help="demo world (default %(default)s)"
+    )
+    call.add_argument(
+        "--dry-run", action="store_true", help="print the request as JSON instead of sending it"
+    )
     call.add_argument("--addr", help=f"server address (else ${ADDR_ENV}, else {DEFAULT_ADDR})")
     call.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
     call.set_defaults(run=_call)
@@ -120,7 +139,9 @@ def _demo(args: argparse.Namespace) -> int:
     if args.if_missing and is_built(args.out):
         logging.getLogger(__name__).info("demo world already in %s", args.out)
         return 0
-    result = build_demo(args.out, DemoSpec(seed=args.seed, campaigns=args.campaigns, impressions=args.impressions))
+    result = build_demo(
+        args.out, DemoSpec(seed=args.seed, campaigns=args.campaigns, impressions=args.impressions)
+    )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -138,7 +159,9 @@ def _call(args: argparse.Namespace) -> int:
     if args.sample:
         from personabid.demo import read_world
 
-        request = client.sample_request(read_world(args.data_dir), np.random.default_rng(args.seed), args.dense)
+        request = client.sample_request(
+            read_world(args.data_dir), np.random.default_rng(args.seed), args.dense
+        )
     else:
         text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
         try:

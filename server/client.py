@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import grpc
@@ -15,8 +16,22 @@ from personabid.world import DEVICE_SIZES, SIZES, World
 
 
 def parse_request(text: str) -> pb.BidRequest:
-    """A BidRequest from its JSON form. OpenRTB fields that the API does not carry are ignored."""
-    return json_format.Parse(text, pb.BidRequest(), ignore_unknown_fields=True)
+    """A BidRequest from its JSON form, or from an OpenRTB 2.x request.
+
+    OpenRTB fields that the API does not carry are ignored; `site.publisher.id` becomes
+    `site.publisher_id`, and 0/1 flags written as booleans are read as numbers, as exchanges send both.
+    """
+    data = json.loads(text)
+    if isinstance(data, dict):
+        site = data.get("site")
+        if isinstance(site, dict) and isinstance(site.get("publisher"), dict) and "publisher_id" not in site:
+            site["publisher_id"] = str(site["publisher"].get("id", ""))
+        regs = data.get("regs")
+        if isinstance(regs, dict):
+            for flag in ("coppa", "gdpr"):
+                if isinstance(regs.get(flag), bool):
+                    regs[flag] = int(regs[flag])
+    return json_format.ParseDict(data, pb.BidRequest(), ignore_unknown_fields=True)
 
 
 def to_json(message: pb.BidRequest | pb.BidResponse) -> str:
@@ -33,7 +48,9 @@ def sample_request(world: World, rng: np.random.Generator, dense: bool = False) 
         id=uuid.uuid4().hex,
         tmax=100,
         cur=["USD"],
-        device=pb.Device(devicetype=devicetype, os=str(users.os[0]), geo=pb.Geo(country=str(users.country[0]))),
+        device=pb.Device(
+            devicetype=devicetype, os=str(users.os[0]), geo=pb.Geo(country=str(users.country[0]))
+        ),
         site=pb.Site(id="demo-site", domain="news.example", cat=["IAB12"]),
         user=pb.User(id=f"demo-user-{rng.integers(1 << 30)}"),
     )

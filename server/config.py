@@ -31,6 +31,19 @@ class Settings:
     seat: str = "personabid"
     pseudonym_key_file: Path | None = None  # default: data_dir/pseudonym.key
 
+    def __post_init__(self) -> None:
+        for name in ("grpc_addr", "metrics_addr"):
+            host, sep, port = getattr(self, name).rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ConfigError(f"setting {name}={getattr(self, name)!r}: expected HOST:PORT")
+        if not 1 <= self.top_k <= 10_000:
+            raise ConfigError(f"setting top_k={self.top_k}: expected 1 to 10000")
+        if self.min_tmax_ms < 0 or self.grace_seconds < 0:
+            raise ConfigError(
+                f"settings min_tmax_ms={self.min_tmax_ms}, grace_seconds={self.grace_seconds}: "
+                "must not be negative"
+            )
+
     @property
     def index(self) -> Path:
         return self.index_path or self.data_dir / "index"

@@ -1,8 +1,8 @@
 """Build the demo world's artifacts: the persona index, a simulated impression log, and a CTR model.
 
-    DIR/world.json   seed and sizes, so that clients can draw users of the same world
-    DIR/index/       the index artifact root (CURRENT + versions)
-    DIR/model/       the model artifact root
+DIR/world.json   seed and sizes, so that clients can draw users of the same world
+DIR/index/       the index artifact root (CURRENT + versions)
+DIR/model/       the model artifact root
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ class SimulatedLog:
 
 
 def is_built(directory: Path) -> bool:
-    return (directory / WORLD_FILE).is_file() and (directory / "index" / "CURRENT").is_file() and (
-        directory / "model" / "CURRENT"
-    ).is_file()
+    return (
+        (directory / WORLD_FILE).is_file()
+        and (directory / "index" / "CURRENT").is_file()
+        and (directory / "model" / "CURRENT").is_file()
+    )
 
 
 def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
@@ -65,7 +67,9 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
     model, summary = train_ftrl(DEFAULT_SPEC, simulated.indices, simulated.labels, FtrlParams(epochs=2))
     tail = len(simulated.labels) - summary["rows"]["evaluation"]
     summary["evaluation"]["truth_auc"] = auc(simulated.labels[tail:], simulated.truth[tail:])
-    model.save(directory / "model", {"training": {"data": "demo world simulation", "seed": spec.seed, **summary}})
+    model.save(
+        directory / "model", {"training": {"data": "demo world simulation", "seed": spec.seed, **summary}}
+    )
     world_info = {"seed": spec.seed, "campaigns": spec.campaigns, "segments": world.segments}
     tmp = directory / f".{WORLD_FILE}.tmp"
     tmp.write_text(json.dumps(world_info, indent=2) + "\n")
@@ -113,7 +117,9 @@ def simulate_log(
     table = bundle.campaigns
     n = len(rows)
     context = {name: np.empty(n, dtype=np.uint64) for name in ("devicetype", "os", "country")}
-    for i, (t, os_name, country) in enumerate(zip(devicetype, users.os[user], users.country[user], strict=True)):
+    for i, (t, os_name, country) in enumerate(
+        zip(devicetype, users.os[user], users.country[user], strict=True)
+    ):
         for name, value in request_tokens(int(t), str(os_name), str(country)).items():
             context[name][i] = value
     slots = np.array([slot_token(*SIZES[s]) for s in size], dtype=np.uint64)

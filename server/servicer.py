@@ -37,19 +37,27 @@ class BidderServicer(pb_grpc.BidderServicer):
             raise NotReady("the index and model are still loading")
         return decider.decide(wire.to_auction(message))
 
-    def _answer(self, method: str, message: pb.BidRequest) -> tuple[pb.BidResponse | None, grpc.StatusCode, str]:
+    def _answer(
+        self, method: str, message: pb.BidRequest
+    ) -> tuple[pb.BidResponse | None, grpc.StatusCode, str]:
         """The response, or the status code and message of a failure; counts it either way."""
         started = time.perf_counter()
         try:
             decision = self._decide(message)
         except InvalidRequest as exc:
-            self._metrics.observe_failure(method, "invalid", NoBid.INVALID_REQUEST, time.perf_counter() - started)
+            self._metrics.observe_failure(
+                method, "invalid", NoBid.INVALID_REQUEST, time.perf_counter() - started
+            )
             return None, grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except NotReady as exc:
-            self._metrics.observe_failure(method, "unavailable", NoBid.NOT_READY, time.perf_counter() - started)
+            self._metrics.observe_failure(
+                method, "unavailable", NoBid.NOT_READY, time.perf_counter() - started
+            )
             return None, grpc.StatusCode.UNAVAILABLE, str(exc)
         except Exception:
-            self._metrics.observe_failure(method, "error", NoBid.TECHNICAL_ERROR, time.perf_counter() - started)
+            self._metrics.observe_failure(
+                method, "error", NoBid.TECHNICAL_ERROR, time.perf_counter() - started
+            )
             log.exception(
                 "bid request %r (user %s) failed", message.id, self._pseudonym(message.user.id) or "-"
             )

@@ -70,7 +70,9 @@ class Metrics:
         self.index_info = Info("personabid_index", "The serving index version.", registry=registry)
         self.model_info = Info("personabid_model", "The serving CTR model version.", registry=registry)
         self.ready = Gauge(
-            "personabid_ready", "1 when the server has an index and a model and serves bids.", registry=registry
+            "personabid_ready",
+            "1 when the server has an index and a model and serves bids.",
+            registry=registry,
         )
         for stage in STAGES:
             self.stage_latency.labels(stage=stage)
@@ -99,7 +101,11 @@ class Metrics:
         self.index_campaigns.set(manifest["campaigns"])
         self.index_vectors.set(manifest["vectors"])
         self.index_info.info(
-            {"version": snapshot.index.version, "index_type": manifest["index_type"], "dims": str(manifest["dims"])}
+            {
+                "version": snapshot.index.version,
+                "index_type": manifest["index_type"],
+                "dims": str(manifest["dims"]),
+            }
         )
         self.model_info.info({"version": snapshot.model.version, "model_type": snapshot.model.model_type})
         self.index_built.set(datetime.fromisoformat(manifest["created"]).timestamp())

@@ -111,11 +111,16 @@ class World:
         vectors = base * keep * rng.uniform(0.7, 1.3, size=base.shape).astype(np.float32)
         noise_tags = rng.integers(0, self.vocab.dims, size=(n, 4))
         np.put_along_axis(
-            vectors, noise_tags, np.maximum(np.take_along_axis(vectors, noise_tags, 1), rng.uniform(0.05, 0.4, (n, 4))), 1
+            vectors,
+            noise_tags,
+            np.maximum(np.take_along_axis(vectors, noise_tags, 1), rng.uniform(0.05, 0.4, (n, 4))),
+            1,
         )
         # Most users carry their segment's device and country; some travel or switch devices.
         device = np.where(rng.random(n) < 0.8, self.segment_device[segment], rng.integers(0, len(DEVICES), n))
-        country = np.where(rng.random(n) < 0.9, self.segment_country[segment], rng.integers(0, len(COUNTRIES), n))
+        country = np.where(
+            rng.random(n) < 0.9, self.segment_country[segment], rng.integers(0, len(COUNTRIES), n)
+        )
         return Users(
             vectors=vectors.astype(np.float32),
             segment=segment,
@@ -129,7 +134,9 @@ class World:
         rng = np.random.default_rng(self._campaign_seed)
         advertisers = max(1, count // 7)
         advertiser_category = [
-            f"IAB{rng.integers(1, 27)}-{rng.integers(1, 6)}" if rng.random() < 0.8 else f"IAB{rng.integers(1, 27)}"
+            f"IAB{rng.integers(1, 27)}-{rng.integers(1, 6)}"
+            if rng.random() < 0.8
+            else f"IAB{rng.integers(1, 27)}"
             for _ in range(advertisers)
         ]
         # Quality is mostly the advertiser's (its brand, its creatives), a little the campaign's own.

@@ -19,7 +19,6 @@ import numpy as np
 
 # Fields that the decision path can supply for an (impression, campaign) pair.
 KNOWN_FIELDS = ("campaign", "advertiser", "category", "devicetype", "os", "country", "slot", "match")
-MATCH_BUCKETS = 20
 
 
 def token(value: str) -> int:
@@ -64,9 +63,9 @@ def _match_tokens(scores: np.ndarray, buckets: int) -> np.ndarray:
     return out
 
 
-def match_tokens(scores: np.ndarray) -> np.ndarray:
-    """uint64 tokens of similarity scores (float32 (n,) in [-1, 1]), bucketed into MATCH_BUCKETS."""
-    return _match_tokens(np.ascontiguousarray(scores, dtype=np.float32), MATCH_BUCKETS)
+def match_tokens(scores: np.ndarray, buckets: int) -> np.ndarray:
+    """uint64 tokens of similarity scores (float32 (n,) in [-1, 1]), bucketed into `buckets` equal bins."""
+    return _match_tokens(np.ascontiguousarray(scores, dtype=np.float32), buckets)
 
 
 def slot_name(w: int, h: int) -> str:
@@ -95,6 +94,8 @@ class FeatureSpec:
     fields: tuple[str, ...]
     crosses: tuple[tuple[str, str], ...]
     bits: int
+    # Similarity is continuous and the strongest signal of a click; 40 bins are 0.05 wide.
+    match_buckets: int = 40
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.fields if f not in KNOWN_FIELDS]
@@ -105,6 +106,8 @@ class FeatureSpec:
                 raise ValueError(f"feature spec: cross ({a}, {b}) uses a field not in {self.fields}")
         if not 8 <= self.bits <= 30:
             raise ValueError(f"feature spec: bits={self.bits} outside [8, 30]")
+        if not 2 <= self.match_buckets <= 1000:
+            raise ValueError(f"feature spec: match_buckets={self.match_buckets} outside [2, 1000]")
         salts = np.array([token(f"field:{f}") for f in self.fields], dtype=np.uint64)
         object.__setattr__(self, "_salts", salts)
         object.__setattr__(
@@ -136,7 +139,12 @@ class FeatureSpec:
         return _hash_indices(tokens, self._salts, self._cross_a, self._cross_b, self.bits)  # type: ignore[attr-defined]
 
     def to_json(self) -> dict[str, Any]:
-        return {"fields": list(self.fields), "crosses": [list(c) for c in self.crosses], "bits": self.bits}
+        return {
+            "fields": list(self.fields),
+            "crosses": [list(c) for c in self.crosses],
+            "bits": self.bits,
+            "match_buckets": self.match_buckets,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
@@ -144,6 +152,7 @@ class FeatureSpec:
             fields=tuple(data["fields"]),
             crosses=tuple((str(a), str(b)) for a, b in data["crosses"]),
             bits=int(data["bits"]),
+            match_buckets=int(data["match_buckets"]),
         )
 
 

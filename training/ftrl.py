@@ -40,6 +40,7 @@ def _ftrl_epoch(
     beta: float,
     l1: float,
     l2: float,
+    offset: float,
 ) -> float:
     bias = z.shape[0] - 1
     rows, width = indices.shape
@@ -52,7 +53,7 @@ def _ftrl_epoch(
             w[j] = _weight(z[k], n[k], alpha, beta, l1, l2)
             logit += w[j]
         w[width] = _weight(z[bias], n[bias], alpha, beta, 0.0, l2)
-        logit += w[width]
+        logit += w[width] + offset
         logit = min(max(logit, -35.0), 35.0)
         p = 1.0 / (1.0 + np.exp(-logit))
         y = labels[r]
@@ -68,7 +69,9 @@ def _ftrl_epoch(
 
 
 @nb.njit(cache=True)
-def _ftrl_weights(z: np.ndarray, n: np.ndarray, alpha: float, beta: float, l1: float, l2: float) -> np.ndarray:
+def _ftrl_weights(
+    z: np.ndarray, n: np.ndarray, alpha: float, beta: float, l1: float, l2: float
+) -> np.ndarray:
     out = np.empty(z.shape[0], dtype=np.float32)
     last = z.shape[0] - 1
     for k in range(z.shape[0]):
@@ -77,10 +80,16 @@ def _ftrl_weights(z: np.ndarray, n: np.ndarray, alpha: float, beta: float, l1: f
 
 
 class FtrlTrainer:
-    """Online trainer: call `partial_fit` on chunks of a log, then `weights()`."""
+    """Online trainer: call `partial_fit` on chunks of a log, then `weights()`.
 
-    def __init__(self, size: int, params: FtrlParams) -> None:
+    `offset` is a fixed logit added to every row, normally the log's base rate: regularisation then pulls
+    a rare or unseen feature towards the average CTR instead of towards whatever the bias has not yet
+    absorbed, which would make unseen values look like good ones.
+    """
+
+    def __init__(self, size: int, params: FtrlParams, offset: float = 0.0) -> None:
         self.params = params
+        self.offset = offset
         self.z = np.zeros(size + 1, dtype=np.float64)
         self.n = np.zeros(size + 1, dtype=np.float64)
 
@@ -96,9 +105,12 @@ class FtrlTrainer:
             p.beta,
             p.l1,
             p.l2,
+            self.offset,
         )
 
     def weights(self) -> np.ndarray:
-        """float32 (size + 1,): hashed feature weights, bias last."""
+        """float32 (size + 1,): hashed feature weights, bias (offset included) last."""
         p = self.params
-        return _ftrl_weights(self.z, self.n, p.alpha, p.beta, p.l1, p.l2)
+        weights = _ftrl_weights(self.z, self.n, p.alpha, p.beta, p.l1, p.l2)
+        weights[-1] += self.offset
+        return weights

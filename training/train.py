@@ -29,7 +29,8 @@ def train_ftrl(
     calib_end = int(rows * (1 - split.evaluation))
     if train_end <= 0 or calib_end <= train_end or rows <= calib_end:
         raise ValueError(f"{rows} rows are too few to split into train, calibration and evaluation")
-    trainer = FtrlTrainer(spec.size, params)
+    base_rate = float(np.clip(np.mean(labels[:train_end]), 1e-6, 1 - 1e-6))
+    trainer = FtrlTrainer(spec.size, params, offset=float(np.log(base_rate / (1 - base_rate))))
     losses = [trainer.partial_fit(indices[:train_end], labels[:train_end]) for _ in range(params.epochs)]
     weights = trainer.weights()
     train_ctr = float(np.mean(labels[:train_end]))

@@ -27,7 +27,13 @@ class RequestContext:
 
 
 def context_for(
-    table: CampaignTable, now: int, devicetype: int, country: str, os: str, bcat: tuple[str, ...], badv: tuple[str, ...]
+    table: CampaignTable,
+    now: int,
+    devicetype: int,
+    country: str,
+    os: str,
+    bcat: tuple[str, ...],
+    badv: tuple[str, ...],
 ) -> RequestContext:
     def codes(name: str, values: tuple[str, ...]) -> np.ndarray:
         found = [table.code_of(name, v) for v in values]

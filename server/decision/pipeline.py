@@ -17,9 +17,9 @@ from personabid.decision.match import match
 from personabid.decision.pricing import best, price
 from personabid.decision.reasons import PROGRESS, NoBid
 from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression, validate
+from personabid.decision.score import candidate_features
 from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import user_vector
-from personabid.decision.score import candidate_features
 from personabid.training.features import request_tokens, slot_name, slot_token
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
@@ -86,7 +86,9 @@ class Decider:
         validate(request, self.snapshot.dims, self.settings.currencies)
         lap("validate")
         if request.tmax_ms is not None and request.tmax_ms < self.settings.min_tmax_ms:
-            return _no_bid(decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"tmax={request.tmax_ms}ms is too short")
+            return _no_bid(
+                decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"tmax={request.tmax_ms}ms is too short"
+            )
         if request.coppa == 1:
             return _no_bid(decision, NoBid.COPPA_RESTRICTED, "regs.coppa=1: no profile-based bidding")
 
@@ -102,7 +104,13 @@ class Decider:
 
         table = self._table
         context = filters.context_for(
-            table, int(self.clock()), request.devicetype, request.country, request.os, request.bcat, request.badv
+            table,
+            int(self.clock()),
+            request.devicetype,
+            request.country,
+            request.os,
+            request.bcat,
+            request.badv,
         )
         keep = filters.similarity_floor(table, rows, scores)
         rows, scores = _narrow(decision, "similarity", keep, rows, scores)
@@ -164,11 +172,15 @@ class Decider:
                 return NoBid.BELOW_FLOOR if name == "floor" else NoBid.NO_ELIGIBLE_CAMPAIGN
         lap("filter")
 
-        indices = candidate_features(self._spec, table, rows, scores, context_tokens, slot_token(imp.w, imp.h))
+        indices = candidate_features(
+            self._spec, table, rows, scores, context_tokens, slot_token(imp.w, imp.h)
+        )
         pctr = self.snapshot.model.pctr(indices)
         lap("score")
 
-        prices = price(table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, imp.bidfloor)
+        prices = price(
+            table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, imp.bidfloor
+        )
         winner = best(prices, pctr)
         lap("price")
         if winner < 0:

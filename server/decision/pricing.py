@@ -18,11 +18,13 @@ def _price(
     return out
 
 
-def price(base_bid: np.ndarray, max_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float, floor: float) -> np.ndarray:
+def price(
+    base_bid: np.ndarray, max_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float, floor: float
+) -> np.ndarray:
     """float64 (m,) CPM bids: base_bid * pctr / avg_ctr capped at max_bid, 0 where it misses the floor.
 
-    `base_bid` and `max_bid` are float64 (m,), `pctr` float32 (m,); `avg_ctr` is the model's mean CTR, at which a
-    campaign bids its base bid.
+    `base_bid` and `max_bid` are float64 (m,), `pctr` float32 (m,); `avg_ctr` is the model's mean CTR, at
+    which a campaign bids its base bid.
     """
     return _price(base_bid, max_bid, pctr, float(avg_ctr), float(floor))
 

@@ -67,10 +67,14 @@ def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> 
     if request.at not in AUCTION_TYPES and request.at < 500:
         raise InvalidRequest("at", request.at, "must be 1 (first price), 2 (second price) or 500+")
     if request.cur and not currencies.intersection(request.cur):
-        raise InvalidRequest("cur", list(request.cur), f"no supported currency; supported: {sorted(currencies)}")
+        raise InvalidRequest(
+            "cur", list(request.cur), f"no supported currency; supported: {sorted(currencies)}"
+        )
     _validate_impressions(request.impressions, currencies)
     if not 0 <= request.devicetype <= 8:
-        raise InvalidRequest("device.devicetype", request.devicetype, "must be an OpenRTB device type, 0 to 8")
+        raise InvalidRequest(
+            "device.devicetype", request.devicetype, "must be an OpenRTB device type, 0 to 8"
+        )
     for name, flag in (("regs.coppa", request.coppa), ("regs.gdpr", request.gdpr)):
         if flag not in (0, 1):
             raise InvalidRequest(name, flag, "must be 0 or 1")
@@ -81,7 +85,9 @@ def _validate_impressions(impressions: tuple[Impression, ...], currencies: froze
     if not impressions:
         raise InvalidRequest("imp", [], "at least one impression is required")
     if len(impressions) > MAX_IMPRESSIONS:
-        raise InvalidRequest("imp", f"{len(impressions)} impressions", f"at most {MAX_IMPRESSIONS} are accepted")
+        raise InvalidRequest(
+            "imp", f"{len(impressions)} impressions", f"at most {MAX_IMPRESSIONS} are accepted"
+        )
     seen: set[str] = set()
     for i, imp in enumerate(impressions):
         where = f"imp[{i}]"
@@ -94,10 +100,14 @@ def _validate_impressions(impressions: tuple[Impression, ...], currencies: froze
             raise InvalidRequest(f"{where}.bidfloor", imp.bidfloor, "must be a finite, non-negative CPM")
         if imp.bidfloorcur and imp.bidfloorcur not in currencies:
             raise InvalidRequest(
-                f"{where}.bidfloorcur", imp.bidfloorcur, f"unsupported currency; supported: {sorted(currencies)}"
+                f"{where}.bidfloorcur",
+                imp.bidfloorcur,
+                f"unsupported currency; supported: {sorted(currencies)}",
             )
         if imp.w < 0 or imp.h < 0:
-            raise InvalidRequest(f"{where}.banner", f"{imp.w}x{imp.h}", "width and height must not be negative")
+            raise InvalidRequest(
+                f"{where}.banner", f"{imp.w}x{imp.h}", "width and height must not be negative"
+            )
 
 
 def _validate_profile(request: AuctionRequest, dims: int) -> None:
@@ -113,7 +123,9 @@ def _validate_profile(request: AuctionRequest, dims: int) -> None:
             raise InvalidRequest("user.tag_vector", f"length {len(vector)}", f"must have {dims} weights")
         bad = np.flatnonzero(~np.isfinite(vector))
         if bad.size:
-            raise InvalidRequest(f"user.tag_vector[{bad[0]}]", float(vector[bad[0]]), "weights must be finite")
+            raise InvalidRequest(
+                f"user.tag_vector[{bad[0]}]", float(vector[bad[0]]), "weights must be finite"
+            )
     if len(request.tags) > MAX_TAGS:
         raise InvalidRequest("user.tags", f"{len(request.tags)} tags", f"at most {MAX_TAGS} are accepted")
     seen: set[str] = set()

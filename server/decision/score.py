@@ -31,7 +31,7 @@ def candidate_features(
         "advertiser": table.advertiser_token[rows],
         "category": table.category_token[rows],
         "slot": slot,
-        "match": match_tokens(scores),
+        "match": match_tokens(scores, spec.match_buckets),
     }
     return spec.indices(spec.token_matrix(sources, len(rows)))
 

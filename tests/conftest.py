@@ -1,0 +1,101 @@
+"""Shared fixtures: one small demo world per session, and real servers on 127.0.0.1 port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from personabid.app import BidServer
+from personabid.config import Settings
+from personabid.demo import DemoSpec, build_demo, read_world
+from personabid.v1 import bidder_pb2_grpc as pb_grpc
+from personabid.world import World
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+TEST_WORLD = DemoSpec(seed=11, campaigns=2000, impressions=100_000)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("world")
+    build_demo(directory, TEST_WORLD)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def world(demo_dir: Path) -> World:
+    return read_world(demo_dir)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+class ThreadedServer:
+    """A real BidServer on its own event loop thread, bound to 127.0.0.1 port 0."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.server = BidServer(settings)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def run(self, coroutine, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def start(self, load: bool = True) -> ThreadedServer:
+        self._thread.start()
+        self.run(self.server.start())
+        if load:
+            self.run(self.server.load())
+        return self
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.server.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.metrics_port}/metrics"
+
+    def stop(self) -> None:
+        try:
+            self.run(self.server.stop(grace=0))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+def server_settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(
+        grpc_addr="127.0.0.1:0",
+        metrics_addr="127.0.0.1:0",
+        data_dir=data_dir,
+        pseudonym_key_file=data_dir / "test.key",
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def server(demo_dir: Path) -> Iterator[ThreadedServer]:
+    running = ThreadedServer(server_settings(demo_dir)).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def channel(server: ThreadedServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.addr) as open_channel:
+        yield open_channel
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.Channel) -> pb_grpc.BidderStub:
+    return pb_grpc.BidderStub(channel)

@@ -1,0 +1,77 @@
+"""Helpers for tests that run personabid as a real process."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+READY = re.compile(r"personabid ready: grpc=(\S+) metrics=(\S+)")
+
+
+class ServerProcess:
+    """`personabid serve` (or any command that ends in it) in a child process, its log read line by line."""
+
+    def __init__(
+        self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_ready(self, timeout: float) -> tuple[str, str]:
+        """Block until the ready line; return its gRPC and metrics addresses."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.log.append(line)
+            found = READY.search(line)
+            if found:
+                return found.group(1), found.group(2)
+        raise AssertionError("server never became ready:\n" + "".join(self.log))
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._pump_thread.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+def personabid(*args: str) -> list[str]:
+    return [sys.executable, "-m", "personabid", *args]

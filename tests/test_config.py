@@ -1,0 +1,69 @@
+"""Settings precedence: flags, then environment, then the TOML file, then defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personabid.config import Settings, load_settings
+from personabid.errors import ConfigError
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "personabid.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_serve_on_loopback() -> None:
+    settings = load_settings({}, environ={})
+    assert (settings.grpc_addr, settings.metrics_addr) == ("127.0.0.1:50051", "127.0.0.1:9464")
+
+
+def test_file_overrides_defaults(tmp_path: Path) -> None:
+    path = config_file(tmp_path, 'grpc_addr = "127.0.0.1:7000"\ntop_k = 50\n')
+    settings = load_settings({}, environ={}, config_file=path)
+    assert (settings.grpc_addr, settings.top_k) == ("127.0.0.1:7000", 50)
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = config_file(tmp_path, 'grpc_addr = "127.0.0.1:7000"\n')
+    settings = load_settings({}, environ={"PERSONABID_GRPC_ADDR": "127.0.0.1:7001"}, config_file=path)
+    assert settings.grpc_addr == "127.0.0.1:7001"
+
+
+def test_flag_overrides_environment() -> None:
+    settings = load_settings(
+        {"grpc_addr": "127.0.0.1:7002", "top_k": None}, environ={"PERSONABID_GRPC_ADDR": "127.0.0.1:7001"}
+    )
+    assert settings.grpc_addr == "127.0.0.1:7002"
+    assert settings.top_k == Settings.top_k
+
+
+def test_config_file_from_the_environment(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "min_tmax_ms = 9\n")
+    assert load_settings({}, environ={"PERSONABID_CONFIG": str(path)}).min_tmax_ms == 9
+
+
+def test_unknown_setting_in_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="grpc_adr"):
+        load_settings({}, environ={}, config_file=config_file(tmp_path, 'grpc_adr = "x"\n'))
+
+
+def test_setting_of_the_wrong_type_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="top_k='many'"):
+        load_settings({}, environ={"PERSONABID_TOP_K": "many"})
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"grpc_addr": "localhost"}, "grpc_addr='localhost'"),
+        ({"top_k": 0}, "top_k=0"),
+        ({"grace_seconds": -1}, "-1"),
+    ],
+)
+def test_unusable_value_is_an_error_naming_it(flags: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags, environ={})

@@ -1,0 +1,96 @@
+"""Feature hashing: stable across processes, equal to a plain-Python reference, within its range."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from personabid.training.features import DEFAULT_SPEC, FeatureSpec, match_tokens, token
+
+MASK64 = (1 << 64) - 1
+
+
+def ref_mix(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def ref_indices(spec: FeatureSpec, tokens: list[list[int]]) -> list[list[int]]:
+    salts = [
+        int.from_bytes(hashlib.blake2b(f"field:{f}".encode(), digest_size=8).digest(), "little")
+        for f in spec.fields
+    ]
+    mask = (1 << spec.bits) - 1
+    out = []
+    for row in tokens:
+        features = [ref_mix(t ^ s) & mask for t, s in zip(row, salts, strict=True)]
+        for a, b in spec.crosses:
+            i, j = spec.fields.index(a), spec.fields.index(b)
+            features.append(ref_mix(ref_mix(row[i] ^ salts[i]) ^ row[j] ^ salts[j]) & mask)
+        out.append(features)
+    return out
+
+
+def test_indices_equal_the_reference() -> None:
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 1 << 63, size=(50, len(DEFAULT_SPEC.fields)), dtype=np.uint64)
+    got = DEFAULT_SPEC.indices(tokens)
+    assert got.tolist() == ref_indices(DEFAULT_SPEC, [[int(t) for t in row] for row in tokens])
+
+
+def test_indices_fall_within_the_hash_space() -> None:
+    spec = FeatureSpec(fields=("campaign", "slot"), crosses=(("campaign", "slot"),), bits=8)
+    tokens = np.random.default_rng(1).integers(0, 1 << 63, size=(1000, 2), dtype=np.uint64)
+    got = spec.indices(tokens)
+    assert got.shape == (1000, 3)
+    assert got.min() >= 0 and got.max() < 256
+
+
+def test_tokens_and_indices_are_the_same_in_another_process() -> None:
+    code = (
+        "import numpy as np;"
+        "from personabid.training.features import DEFAULT_SPEC, token;"
+        "w=len(DEFAULT_SPEC.fields);"
+        "t=np.array([[token(f'v{i}-{j}') for j in range(w)] for i in range(5)],dtype=np.uint64);"
+        "print(token('interest:travel'), DEFAULT_SPEC.indices(t).tolist())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123"},
+    ).stdout.strip()
+    tokens = np.array(
+        [[token(f"v{i}-{j}") for j in range(len(DEFAULT_SPEC.fields))] for i in range(5)], dtype=np.uint64
+    )
+    assert other == f"{token('interest:travel')} {DEFAULT_SPEC.indices(tokens).tolist()}"
+
+
+def test_match_tokens_bucket_nearby_scores_together() -> None:
+    got = match_tokens(np.array([0.50, 0.54, 0.56, -1.0, 1.0], dtype=np.float32), 40)
+    assert got[0] == got[1]
+    assert got[1] != got[2]
+    assert len(set(got.tolist())) == 4
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"fields": ("campaign", "weather"), "crosses": (), "bits": 20},
+        {"fields": ("campaign",), "crosses": (("campaign", "slot"),), "bits": 20},
+        {"fields": ("campaign",), "crosses": (), "bits": 40},
+    ],
+)
+def test_feature_spec_rejects_what_serving_cannot_compute(bad: dict) -> None:
+    with pytest.raises(ValueError, match="feature spec"):
+        FeatureSpec(**bad)
+
+
+def test_feature_spec_round_trips_through_json() -> None:
+    assert FeatureSpec.from_json(DEFAULT_SPEC.to_json()) == DEFAULT_SPEC

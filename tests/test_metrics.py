@@ -1,0 +1,92 @@
+"""Prometheus metrics: exported over HTTP, valid for promtool, and counting what happened."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+
+from personabid.client import sample_request
+from personabid.v1 import bidder_pb2_grpc as pb_grpc
+from personabid.world import World
+from tests.conftest import ThreadedServer
+
+
+def scrape(server: ThreadedServer) -> str:
+    with urllib.request.urlopen(server.metrics_url, timeout=5) as answer:
+        return answer.read().decode()
+
+
+def value(server: ThreadedServer, name: str, labels: dict[str, str]) -> float:
+    return server.server.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_pass_promtool_check(
+    server: ThreadedServer, stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing in CI: .ci/run installs the Debian package prometheus")
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    for _ in range(5):
+        stub.Bid(sample_request(world, rng), timeout=5)
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=scrape(server), capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_each_answer_is_counted_by_outcome(
+    server: ThreadedServer, stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    def total() -> float:
+        return sum(
+            value(server, "personabid_bid_requests_total", {"method": "Bid", "outcome": o, "nbr": n})
+            for o, n in [("bid", ""), ("invalid", "2")] + [("nobid", str(c)) for c in (8, 15, 500, 501, 504)]
+        )
+
+    before = total()
+    for _ in range(10):
+        stub.Bid(sample_request(world, rng), timeout=5)
+    bad = sample_request(world, rng)
+    bad.ClearField("imp")
+    with pytest.raises(grpc.RpcError):
+        stub.Bid(bad, timeout=5)
+    assert total() - before == 11
+
+
+def test_invalid_requests_are_counted_with_reason_2(
+    server: ThreadedServer, stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    labels = {"method": "Bid", "outcome": "invalid", "nbr": "2"}
+    before = value(server, "personabid_bid_requests_total", labels)
+    bad = sample_request(world, rng)
+    bad.tmax = -1
+    with pytest.raises(grpc.RpcError):
+        stub.Bid(bad, timeout=5)
+    assert value(server, "personabid_bid_requests_total", labels) == before + 1
+
+
+def test_every_stage_has_a_latency_histogram(
+    server: ThreadedServer, stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    stub.Bid(sample_request(world, rng), timeout=5)
+    text = scrape(server)
+    for stage in ("validate", "user_vector", "match", "filter", "score", "price"):
+        assert f'personabid_stage_duration_seconds_count{{stage="{stage}"}}' in text
+    assert 'personabid_bid_duration_seconds_count{method="Bid"}' in text
+
+
+def test_index_and_model_versions_are_exported(server: ThreadedServer) -> None:
+    decider = server.server.decider
+    assert decider is not None
+    text = scrape(server)
+    assert f'version="{decider.snapshot.index.version}"' in text
+    assert f'version="{decider.snapshot.model.version}"' in text
+    assert value(server, "personabid_index_campaigns", {}) == len(decider.snapshot.index.campaigns)

@@ -1,0 +1,135 @@
+"""The whole decision path without gRPC: what wins, and why there is no bid."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from personabid.decision.pipeline import Decider, DecisionSettings
+from personabid.decision.reasons import NoBid
+from personabid.decision.request import AuctionRequest, Impression
+from personabid.decision.snapshot import Snapshot
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture(scope="module")
+def decider(demo_dir: Path) -> Decider:
+    return Decider(
+        Snapshot.load(demo_dir / "index", demo_dir / "model"), DecisionSettings(), clock=lambda: NOW
+    )
+
+
+def persona_request(decider: Decider, row: int, **fields: object) -> AuctionRequest:
+    """A request whose user is campaign `row`'s own persona, on a slot and device it accepts."""
+    bundle = decider.snapshot.index
+    table = bundle.campaigns
+    vector = bundle.index.reconstruct(int(np.flatnonzero(bundle.persona_rows == row)[0]))
+    creative = table.creative_offsets[row]
+    w, h = (int(x) for x in str(table.sizes[table.creative_size[creative]]).split("x"))
+    request = AuctionRequest(
+        id=f"r{row}",
+        impressions=(Impression(id="1", w=w, h=h, bidfloor=0.01),),
+        tag_vector=np.asarray(vector, dtype=np.float32),
+        devicetype=int(np.flatnonzero([(int(table.device_bits[row]) >> t) & 1 for t in range(9)])[-1]),
+        country=next(
+            (
+                str(c)
+                for c in table.countries[1:]
+                if table.country_bits[row, 0] >> np.uint64(table.code_of("countries", str(c))) & np.uint64(1)
+            ),
+            "",
+        ),
+        tmax_ms=100,
+    )
+    return replace(request, **fields)  # type: ignore[arg-type]
+
+
+def test_user_on_a_campaigns_persona_gets_a_bid_above_that_campaigns_floor(decider: Decider) -> None:
+    table = decider.snapshot.index.campaigns
+    decision = decider.decide(persona_request(decider, 5))
+    assert decision.bids
+    assert decision.bids[0].match_score >= table.min_match[decision.bids[0].campaign_row]
+
+
+def test_same_request_same_decision(decider: Decider) -> None:
+    first = decider.decide(persona_request(decider, 7))
+    second = decider.decide(persona_request(decider, 7))
+    assert first.bids == second.bids
+
+
+def test_floor_above_every_cap_is_below_floor(decider: Decider) -> None:
+    request = persona_request(decider, 5)
+    request = replace(request, impressions=(replace(request.impressions[0], bidfloor=10_000.0),))
+    assert decider.decide(request).nbr == NoBid.BELOW_FLOOR
+
+
+def test_winner_clears_the_floor(decider: Decider) -> None:
+    request = persona_request(decider, 9)
+    request = replace(request, impressions=(replace(request.impressions[0], bidfloor=1.0),))
+    decision = decider.decide(request)
+    assert all(b.price >= 1.0 for b in decision.bids)
+
+
+def test_blocked_category_never_wins(decider: Decider) -> None:
+    table = decider.snapshot.index.campaigns
+    request = persona_request(decider, 11)
+    winner = decider.decide(request).bids[0]
+    category = str(table.category[winner.campaign_row])
+    blocked = decider.decide(replace(request, bcat=(category,)))
+    assert all(str(table.category[b.campaign_row]) != category for b in blocked.bids)
+
+
+def test_blocked_advertiser_never_wins(decider: Decider) -> None:
+    request = persona_request(decider, 11)
+    winner = decider.decide(request).bids[0]
+    blocked = decider.decide(replace(request, badv=(winner.adomain,)))
+    assert all(b.adomain != winner.adomain for b in blocked.bids)
+
+
+def test_slot_size_no_campaign_has_is_no_eligible_campaign(decider: Decider) -> None:
+    request = persona_request(decider, 5)
+    request = replace(request, impressions=(Impression(id="1", w=1, h=1),))
+    assert decider.decide(request).nbr == NoBid.NO_ELIGIBLE_CAMPAIGN
+
+
+def test_winning_creative_fits_the_slot(decider: Decider) -> None:
+    request = persona_request(decider, 13)
+    decision = decider.decide(request)
+    assert decision.bids[0].creative_id.endswith(f"{request.impressions[0].w}x{request.impressions[0].h}")
+
+
+def test_unknown_country_only_reaches_campaigns_that_target_everywhere(decider: Decider) -> None:
+    table = decider.snapshot.index.campaigns
+    decision = decider.decide(persona_request(decider, 5, country="ATA"))
+    for bid in decision.bids:
+        assert table.country_bits[bid.campaign_row, 0] & np.uint64(1)
+
+
+def test_coppa_request_gets_no_profile_based_bid(decider: Decider) -> None:
+    assert decider.decide(persona_request(decider, 5, coppa=1)).nbr == NoBid.COPPA_RESTRICTED
+
+
+def test_tmax_too_short_to_decide_is_insufficient_auction_time(decider: Decider) -> None:
+    assert decider.decide(persona_request(decider, 5, tmax_ms=1)).nbr == NoBid.INSUFFICIENT_AUCTION_TIME
+
+
+def test_user_without_profile_is_unmatched(decider: Decider) -> None:
+    request = persona_request(decider, 5, tag_vector=None)
+    assert decider.decide(request).nbr == NoBid.UNMATCHED_USER
+
+
+def test_each_impression_gets_its_own_bid(decider: Decider) -> None:
+    request = persona_request(decider, 5)
+    second = replace(request.impressions[0], id="2")
+    decision = decider.decide(replace(request, impressions=(request.impressions[0], second)))
+    assert sorted(b.imp_id for b in decision.bids) == ["1", "2"]
+
+
+def test_decision_times_every_stage_it_ran(decider: Decider) -> None:
+    decision = decider.decide(persona_request(decider, 5))
+    assert set(decision.stages) == {"validate", "user_vector", "match", "filter", "score", "price"}
+    assert all(seconds >= 0 for seconds in decision.stages.values())

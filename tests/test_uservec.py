@@ -1,0 +1,31 @@
+"""User vector stage against an obviously correct reference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from personabid.decision.uservec import user_vector
+from personabid.index.vocab import Vocabulary
+
+VOCAB = Vocabulary(("age:18-24", "interest:travel", "interest:golf", "intent:auto"))
+
+
+def test_dense_vector_is_l2_normalised() -> None:
+    given = np.array([3.0, 0.0, 4.0, 0.0], dtype=np.float32)
+    np.testing.assert_allclose(user_vector(given, (), VOCAB), [[0.6, 0.0, 0.8, 0.0]], rtol=1e-6)
+
+
+def test_sparse_tags_land_on_their_vocabulary_positions() -> None:
+    vector = user_vector(None, (("intent:auto", 2.0), ("age:18-24", 2.0)), VOCAB)
+    reference = np.array([[2.0, 0.0, 0.0, 2.0]]) / np.sqrt(8.0)
+    np.testing.assert_allclose(vector, reference, rtol=1e-6)
+
+
+def test_sparse_tags_unknown_to_the_vocabulary_are_ignored() -> None:
+    vector = user_vector(None, (("interest:golf", 1.0), ("interest:chess", 5.0)), VOCAB)
+    np.testing.assert_allclose(vector, [[0.0, 0.0, 1.0, 0.0]])
+
+
+def test_profile_without_weight_has_no_vector() -> None:
+    assert user_vector(np.zeros(4, dtype=np.float32), (), VOCAB) is None
+    assert user_vector(None, (("interest:chess", 1.0),), VOCAB) is None
