@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--addr", help=f"server address (else ${ADDR_ENV}, else {DEFAULT_ADDR})")
     check.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
     check.set_defaults(run=_health)
+
+    # The offline tools register their own subcommands, each beside the code it drives.
+    from personabid.index import commands as index_commands
+    from personabid.training import commands as training_commands
+
+    index_commands.register(commands)
+    training_commands.register(commands)
     return parser
 
 
