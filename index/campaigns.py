@@ -1,8 +1,9 @@
 """Campaigns as columns: numpy arrays indexed by campaign row, so that a filter is a boolean mask.
 
-Targeting sets (countries, OS) are bitsets over a small per-artifact code table whose code 0 means
-"unknown or not listed"; a campaign that targets everyone has every bit set, so an unknown value still
-matches it. Strings live in fixed-width unicode arrays, which numpy saves and loads without pickle.
+Targeting sets (countries, regions, OS, blocked site categories) are bitsets over a small per-artifact
+code table whose code 0 means "unknown or not listed"; a campaign that targets everyone has every bit
+set, so an unknown value still matches it. Strings live in fixed-width unicode arrays, which numpy saves
+and loads without pickle.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from personabid.errors import ArtifactError
 from personabid.training.features import token
 
+CODE_TABLES = ("domains", "categories", "countries", "os_names", "sizes", "regions", "site_categories")
 DEVICE_TYPES = 9  # OpenRTB devicetype 0 (unknown) to 8
 ANY_DEVICE = np.uint16((1 << DEVICE_TYPES) - 1)
 OTHER = ""  # code 0 of every code table
@@ -41,6 +43,7 @@ class CampaignSpec:
     personas: np.ndarray  # float32 (n_personas, dims), unit rows
     creatives: tuple[Creative, ...]
     countries: tuple[str, ...] = ()  # ISO-3166 alpha-3; empty means everywhere
+    regions: tuple[str, ...] = ()  # "USA-CA" (country, then OpenRTB geo.region); empty means everywhere
     device_types: tuple[int, ...] = ()  # empty means every device type
     os: tuple[str, ...] = ()  # lower case; empty means every OS
     min_match: float = 0.3  # similarity floor
@@ -48,6 +51,7 @@ class CampaignSpec:
     end: int = 0  # unix seconds; 0 means no end
     daily_budget: float = 0.0  # 0 means unlimited
     currency: str = "USD"
+    blocked_categories: tuple[str, ...] = ()  # site/app categories the campaign must not appear on
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class CampaignTable:
     device_bits: np.ndarray  # uint16, (n,), bit t = devicetype t allowed
     country_bits: np.ndarray  # uint64, (n, words) over countries
     os_bits: np.ndarray  # uint64, (n, words) over os_names
+    region_bits: np.ndarray  # uint64, (n, words) over regions
+    blocked_site_bits: np.ndarray  # uint64, (n, words) over site_categories; set = blocked
     size_bits: np.ndarray  # uint64, (n, words) over sizes, the creative sizes the campaign has
     campaign_token: np.ndarray  # uint64, (n,) stable feature tokens
     advertiser_token: np.ndarray
@@ -83,6 +89,8 @@ class CampaignTable:
     countries: np.ndarray  # <U code table, [0] = ""
     os_names: np.ndarray  # <U code table, [0] = ""
     sizes: np.ndarray  # <U code table "WxH", [0] = ""
+    regions: np.ndarray  # <U code table "USA-CA", [0] = ""
+    site_categories: np.ndarray  # <U code table, [0] = ""
 
     def __len__(self) -> int:
         return len(self.campaign_id)
@@ -91,10 +99,7 @@ class CampaignTable:
         """Code of `value` in the code table named `table` ("countries", "sizes"...), 0 if not listed."""
         lookups = self.__dict__.get("_lookups")
         if lookups is None:
-            lookups = {
-                name: {str(v): i for i, v in enumerate(getattr(self, name))}
-                for name in ("domains", "categories", "countries", "os_names", "sizes")
-            }
+            lookups = {name: {str(v): i for i, v in enumerate(getattr(self, name))} for name in CODE_TABLES}
             object.__setattr__(self, "_lookups", lookups)
         return lookups[table].get(value, 0)
 
@@ -131,7 +136,7 @@ class CampaignTable:
                 expected = n + 1
             elif f.name in {"creative_id", "creative_size"}:
                 expected = len(self.creative_id)
-            elif f.name in {"domains", "categories", "countries", "os_names", "sizes"}:
+            elif f.name in CODE_TABLES:
                 continue
             else:
                 expected = n
@@ -175,6 +180,8 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
     countries, country_code = _code_table({c for s in specs for c in s.countries})
     os_names, os_code = _code_table({o for s in specs for o in s.os})
     sizes, size_code = _code_table({f"{c.w}x{c.h}" for s in specs for c in s.creatives})
+    regions, region_code = _code_table({r for s in specs for r in s.regions})
+    site_categories, site_code = _code_table({c for s in specs for c in s.blocked_categories})
 
     def every(n: int) -> list[int]:
         return list(range(n))
@@ -189,6 +196,13 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
     )
     os_bits = bitset(
         [[os_code[o] for o in s.os] if s.os else every(len(os_names)) for s in specs], len(os_names)
+    )
+    region_bits = bitset(
+        [[region_code[r] for r in s.regions] if s.regions else every(len(regions)) for s in specs],
+        len(regions),
+    )
+    blocked_site_bits = bitset(
+        [[site_code[c] for c in s.blocked_categories] for s in specs], len(site_categories)
     )
     size_bits = bitset([[size_code[f"{c.w}x{c.h}"] for c in s.creatives] for s in specs], len(sizes))
     offsets = np.zeros(len(specs) + 1, dtype=np.int64)
@@ -213,6 +227,8 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
         device_bits=device_bits,
         country_bits=country_bits,
         os_bits=os_bits,
+        region_bits=region_bits,
+        blocked_site_bits=blocked_site_bits,
         size_bits=size_bits,
         campaign_token=np.array([token(s.id) for s in specs], dtype=np.uint64),
         advertiser_token=np.array([token(s.advertiser) for s in specs], dtype=np.uint64),
@@ -227,6 +243,8 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
         countries=countries,
         os_names=os_names,
         sizes=sizes,
+        regions=regions,
+        site_categories=site_categories,
     )
     table.check()
     return table, personas, persona_rows

@@ -6,6 +6,7 @@ Files of a version: manifest.json, vocab.json, campaigns.npz (no pickle), person
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,13 +18,23 @@ import numpy as np
 
 from personabid.artifact import read_manifest, resolve, write_artifact
 from personabid.errors import ArtifactError
-from personabid.index.build import apply_search_params, build, choose, realistic_queries, recall_at_k
+from personabid.index.build import (
+    MEMORY_BUDGET_BYTES,
+    apply_search_params,
+    build,
+    choose,
+    exact_neighbours,
+    memory_estimate,
+    realistic_queries,
+    tune,
+)
 from personabid.index.campaigns import CampaignSpec, CampaignTable, build_table
 from personabid.index.vocab import Vocabulary
+from personabid.progress import progress
 
+log = logging.getLogger(__name__)
 KIND = "persona-index"
 FORMAT_VERSION = 1
-RECALL_K = 10
 
 
 @dataclass(frozen=True)
@@ -36,26 +47,66 @@ class IndexBundle:
     manifest: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    index_type: str = "auto"
+    min_recall: float = 0.95
+    recall_k: int = 100  # the server's default top_k: the candidates a request actually sees
+    recall_queries: int = 1000
+    memory_budget: int = MEMORY_BUDGET_BYTES
+    seed: int = 0
+
+
+class RecallTooLow(ArtifactError):
+    """The index cannot meet the recall target; nothing was written."""
+
+
 def write_index(
-    root: Path, vocab: Vocabulary, specs: Sequence[CampaignSpec], index_type: str = "auto", seed: int = 0
+    root: Path,
+    vocab: Vocabulary,
+    specs: Sequence[CampaignSpec],
+    options: BuildOptions = BuildOptions(),
+    catalog: dict[str, Any] | None = None,
 ) -> Path:
-    """Build the index of `specs` and write it as a new version under `root` (made current)."""
+    """Build the index of `specs`, measure and tune its recall, and write it under `root` as the new
+    current version. Raises RecallTooLow, writing nothing, when the recall target cannot be met."""
     started = time.perf_counter()
     table, personas, persona_rows = build_table(specs)
     if personas.shape[1] != vocab.dims:
         raise ArtifactError(f"personas have {personas.shape[1]} dims, the vocabulary {vocab.dims}")
-    choice = choose(len(personas), index_type)
-    index = build(personas, choice)
-    queries = realistic_queries(personas, min(1000, len(personas)), noise=0.05, seed=seed)
-    recall = recall_at_k(index, personas, queries, RECALL_K)
+    choice = choose(len(personas), vocab.dims, options.index_type, options.memory_budget)
+    log.info(
+        "building a %s index over %d persona vectors of %d campaigns",
+        choice.index_type,
+        len(personas),
+        len(table),
+    )
+    with progress(log, f"adding {choice.index_type} vectors", total=len(personas), unit="vectors") as bar:
+        index = build(personas, choice, bar.update, seed=options.seed)
+    queries = realistic_queries(personas, min(options.recall_queries, len(personas)), seed=options.seed)
+    truth = exact_neighbours(personas, queries, options.recall_k)
+    params, recall = tune(index, choice, truth, queries, options.min_recall)
+    if recall < options.min_recall:
+        raise RecallTooLow(
+            f"{choice.index_type} index reaches recall@{truth.shape[1]} {recall:.4f} at best, "
+            f"below the target {options.min_recall}"
+        )
     fields = {
         "dims": vocab.dims,
         "metric": "inner_product",
         "campaigns": len(table),
         "vectors": len(personas),
         "index_type": choice.index_type,
-        "index_params": choice.params,
-        "recall": {"k": RECALL_K, "queries": len(queries), "value": recall},
+        "index_params": params,
+        "memory_estimate_bytes": memory_estimate(choice.index_type, len(personas), vocab.dims),
+        "recall": {
+            "k": int(truth.shape[1]),
+            "queries": len(queries),
+            "query_seed": options.seed,
+            "value": recall,
+            "target": options.min_recall,
+        },
+        "catalog": catalog or {},
         "build_seconds": round(time.perf_counter() - started, 3),
     }
     return write_artifact(

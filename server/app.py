@@ -11,24 +11,22 @@ import asyncio
 import logging
 import signal
 import time
-from pathlib import Path
 
 import faiss
 import grpc
-import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
+from personabid.admin import AdminServicer
 from personabid.config import Settings
 from personabid.decision.pipeline import Decider, DecisionSettings
-from personabid.decision.request import AuctionRequest, Impression
-from personabid.decision.snapshot import Snapshot
 from personabid.errors import ConfigError
 from personabid.privacy import Pseudonymizer
+from personabid.reload import Reloader
 from personabid.servicer import BidderServicer
 from personabid.telemetry import Metrics
-from personabid.v1 import bidder_pb2, bidder_pb2_grpc
+from personabid.v1 import admin_pb2, admin_pb2_grpc, bidder_pb2, bidder_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "personabid.v1.Bidder"
@@ -39,17 +37,6 @@ def split_addr(addr: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ConfigError(f"address {addr!r}: expected HOST:PORT")
     return host.strip("[]"), int(port)
-
-
-def warm_up(decider: Decider) -> None:
-    """Run decisions that reach every stage, so that the kernels are compiled before SERVING."""
-    bundle = decider.snapshot.index
-    persona = np.zeros(bundle.vocab.dims, dtype=np.float32)
-    persona[:] = bundle.index.reconstruct(0) if bundle.index.ntotal else 1.0
-    for w, h in ((0, 0), (300, 250)):
-        decider.decide(
-            AuctionRequest(id="warm-up", impressions=(Impression(id="1", w=w, h=h),), tag_vector=persona)
-        )
 
 
 class BidServer:
@@ -65,18 +52,36 @@ class BidServer:
         self.decision_settings = DecisionSettings(
             top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms, seat=settings.seat
         )
-        self.decider: Decider | None = None
+        self.reloader = Reloader(
+            settings.index,
+            settings.model,
+            self.decision_settings,
+            self.metrics.observe_snapshot,
+            self.metrics.observe_reload,
+        )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        self.admin: grpc.aio.Server | None = None
         self.grpc_port = 0
         self.metrics_port = 0
+        self.admin_port = 0
         self._metrics_httpd = None
+        self._stopping = asyncio.Event()
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def decider(self) -> Decider | None:
+        return self.reloader.decider
+
+    @decider.setter
+    def decider(self, decider: Decider | None) -> None:
+        self.reloader.decider = decider
 
     async def start(self) -> None:
         pseudonym = Pseudonymizer.from_environment(self.settings.key_file)
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         bidder_pb2_grpc.add_BidderServicer_to_server(
-            BidderServicer(lambda: self.decider, self.metrics, pseudonym, self.settings.seat), server
+            BidderServicer(lambda: self.reloader.decider, self.metrics, pseudonym, self.settings.seat), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = (
@@ -93,41 +98,54 @@ class BidServer:
         host, port = split_addr(self.settings.metrics_addr)
         self._metrics_httpd, _ = start_http_server(port, addr=host, registry=self.registry)
         self.metrics_port = self._metrics_httpd.server_port
+        admin = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.reloader), admin)
+        reflection.enable_server_reflection(
+            (admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name, reflection.SERVICE_NAME), admin
+        )
+        self.admin_port = admin.add_insecure_port(self.settings.admin_addr)
+        if self.admin_port == 0:
+            raise ConfigError(f"cannot listen on admin_addr={self.settings.admin_addr}")
         await server.start()
-        self.server = server
+        await admin.start()
+        self.server, self.admin = server, admin
         log.info("listening: grpc port %d, metrics port %d; loading", self.grpc_port, self.metrics_port)
 
     async def load(self) -> None:
-        """Load the index and model, compile the kernels, then serve."""
+        """Load the index and model, compile the kernels, then serve; then watch for new versions."""
         started = time.perf_counter()
-        decider = await asyncio.to_thread(self._load_decider, self.settings.index, self.settings.model)
-        self.decider = decider
-        self.metrics.observe_snapshot(decider.snapshot)
-        self.metrics.ready.set(1)
+        decider = await self.reloader.load()
         for service in (SERVICE_NAME, ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.ready.set(1)
         manifest = decider.snapshot.index.manifest
         log.info(
-            "personabid ready: grpc=%s metrics=%s campaigns=%d index=%s (%s) model=%s, loaded in %.1fs",
+            "personabid ready: grpc=%s metrics=%s admin=%s campaigns=%d index=%s (%s) model=%s, "
+            "loaded in %.1fs",
             _with_port(self.settings.grpc_addr, self.grpc_port),
             _with_port(self.settings.metrics_addr, self.metrics_port),
+            _with_port(self.settings.admin_addr, self.admin_port),
             manifest["campaigns"],
             decider.snapshot.index.version,
             manifest["index_type"],
             decider.snapshot.model.version,
             time.perf_counter() - started,
         )
-
-    def _load_decider(self, index: Path, model: Path) -> Decider:
-        decider = Decider(Snapshot.load(index, model), self.decision_settings)
-        warm_up(decider)
-        return decider
+        if self.settings.watch_seconds > 0:
+            self._watch = asyncio.create_task(
+                self.reloader.watch(self.settings.watch_seconds, self._stopping)
+            )
 
     async def stop(self, grace: float | None = None) -> None:
+        self._stopping.set()
+        if self._watch is not None:
+            await self._watch
         await self.health.enter_graceful_shutdown()
         self.metrics.ready.set(0)
         if self.server is not None:
             await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self.admin is not None:
+            await self.admin.stop(0)
         if self._metrics_httpd is not None:
             self._metrics_httpd.shutdown()
             self._metrics_httpd.server_close()

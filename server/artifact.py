@@ -38,6 +38,15 @@ def new_version() -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
+def version_time(version: str) -> float:
+    """Unix time at which a version was created, read from its name (0.0 if it is not one of ours)."""
+    try:
+        stamp = dt.datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return 0.0
+    return stamp.timestamp()
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -74,6 +83,7 @@ def write_artifact(
             "kind": kind,
             "format_version": format_version,
             "version": version,
+            "build_id": version,  # a version is one build: its name identifies the build
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **fields,
             "files": checksums,

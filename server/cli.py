@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-addr",
         help=f"metrics listen address (env PERSONABID_METRICS_ADDR; default {Settings.metrics_addr})",
     )
+    serve.add_argument(
+        "--admin-addr",
+        help=f"Admin service address (env PERSONABID_ADMIN_ADDR; default {Settings.admin_addr})",
+    )
+    serve.add_argument(
+        "--watch-seconds", type=float, help="check the artifact roots for new versions this often (0: never)"
+    )
     serve.add_argument("--data-dir", type=Path, help=f"demo world directory (default {Settings.data_dir})")
     serve.add_argument(
         "--index-path", type=Path, help="index artifact root or version (default DATA_DIR/index)"
@@ -112,6 +119,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
     check.set_defaults(run=_health)
 
+    admin = commands.add_parser(
+        "admin",
+        help="operate a running server: status, live reloads",
+        description="Talk to a running server's Admin service, at --addr, else $PERSONABID_ADMIN_ADDR, "
+        "else the default.",
+    )
+    admin.add_argument("action", choices=("status", "reload-index", "reload-model"))
+    admin.add_argument("--version", default="", help="reload this version instead of the root's CURRENT")
+    admin.add_argument(
+        "--addr", help=f"Admin address (else $PERSONABID_ADMIN_ADDR, else {Settings.admin_addr})"
+    )
+    admin.add_argument("--timeout", type=float, default=60.0, help="seconds (default %(default)s)")
+    admin.set_defaults(run=_admin)
+
     # The offline tools register their own subcommands, each beside the code it drives.
     from personabid.index import commands as index_commands
     from personabid.training import commands as training_commands
@@ -127,6 +148,8 @@ def _serve(args: argparse.Namespace) -> int:
     flags = {
         "grpc_addr": args.grpc_addr,
         "metrics_addr": args.metrics_addr,
+        "admin_addr": args.admin_addr,
+        "watch_seconds": args.watch_seconds,
         "data_dir": args.data_dir,
         "index_path": args.index_path,
         "model_path": args.model_path,
@@ -199,3 +222,24 @@ def _health(args: argparse.Namespace) -> int:
         return 1
     print(status)
     return 0 if status == "SERVING" else 1
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    from personabid.v1 import admin_pb2, admin_pb2_grpc
+
+    addr = args.addr or os.environ.get("PERSONABID_ADMIN_ADDR") or Settings.admin_addr
+    with grpc.insecure_channel(addr) as channel:
+        stub = admin_pb2_grpc.AdminStub(channel)
+        try:
+            if args.action == "status":
+                answer = stub.GetStatus(admin_pb2.StatusRequest(), timeout=args.timeout)
+            else:
+                reload = stub.ReloadIndex if args.action == "reload-index" else stub.ReloadModel
+                answer = reload(admin_pb2.ReloadRequest(version=args.version), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"personabid admin: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(json_format.MessageToJson(answer, preserving_proto_field_name=True, indent=2))
+    return 0

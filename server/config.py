@@ -21,28 +21,28 @@ CONFIG_ENV = "PERSONABID_CONFIG"
 class Settings:
     grpc_addr: str = "127.0.0.1:50051"
     metrics_addr: str = "127.0.0.1:9464"
+    admin_addr: str = "127.0.0.1:50052"
     data_dir: Path = Path("var/demo")
     index_path: Path | None = None  # default: data_dir/index
     model_path: Path | None = None  # default: data_dir/model
     top_k: int = 100
     min_tmax_ms: int = 5
     grace_seconds: float = 10.0
+    watch_seconds: float = 2.0  # how often the artifact roots are checked for a new version; 0 = never
     log_level: str = "INFO"
     seat: str = "personabid"
     pseudonym_key_file: Path | None = None  # default: data_dir/pseudonym.key
 
     def __post_init__(self) -> None:
-        for name in ("grpc_addr", "metrics_addr"):
+        for name in ("grpc_addr", "metrics_addr", "admin_addr"):
             host, sep, port = getattr(self, name).rpartition(":")
             if not sep or not host or not port.isdigit() or int(port) > 65535:
                 raise ConfigError(f"setting {name}={getattr(self, name)!r}: expected HOST:PORT")
         if not 1 <= self.top_k <= 10_000:
             raise ConfigError(f"setting top_k={self.top_k}: expected 1 to 10000")
-        if self.min_tmax_ms < 0 or self.grace_seconds < 0:
-            raise ConfigError(
-                f"settings min_tmax_ms={self.min_tmax_ms}, grace_seconds={self.grace_seconds}: "
-                "must not be negative"
-            )
+        for name in ("min_tmax_ms", "grace_seconds", "watch_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"setting {name}={getattr(self, name)}: must not be negative")
 
     @property
     def index(self) -> Path:

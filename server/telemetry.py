@@ -3,12 +3,12 @@ builds a fresh CollectorRegistry; the decision core knows nothing of them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from personabid.decision.pipeline import STAGES, Decision
-from personabid.decision.snapshot import Snapshot
+from personabid.artifact import version_time
+from personabid.decision.pipeline import IMPRESSION_FILTERS, REQUEST_FILTERS, STAGES, Decider, Decision
 
 # Call latency is a few milliseconds; stage latency tens of microseconds.
 CALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -69,13 +69,32 @@ class Metrics:
         )
         self.index_info = Info("personabid_index", "The serving index version.", registry=registry)
         self.model_info = Info("personabid_model", "The serving CTR model version.", registry=registry)
+        self.index_age = Gauge(
+            "personabid_index_age_seconds", "Age of the serving index version.", registry=registry
+        )
+        self.index_age.set_function(lambda: time.time() - self._index_built if self._index_built else 0.0)
+        self.model_built = Gauge(
+            "personabid_model_build_timestamp_seconds",
+            "When the serving model version was built (unix time).",
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "personabid_artifact_reloads",
+            "Live reloads of the index or the model, by outcome (swapped or refused).",
+            ["artifact", "outcome"],
+            registry=registry,
+        )
+        for artifact in ("index", "model"):
+            for outcome in ("swapped", "refused"):
+                self.reloads.labels(artifact=artifact, outcome=outcome)
+        self._index_built = 0.0
         self.ready = Gauge(
             "personabid_ready",
             "1 when the server has an index and a model and serves bids.",
             registry=registry,
         )
-        for stage in STAGES:
-            self.stage_latency.labels(stage=stage)
+        for name in (*REQUEST_FILTERS, *IMPRESSION_FILTERS):
+            self.filtered.labels(filter=name)
         self._stage_children = {stage: self.stage_latency.labels(stage=stage) for stage in STAGES}
 
     def observe_decision(self, method: str, decision: Decision, seconds: float) -> None:
@@ -96,7 +115,11 @@ class Metrics:
         self.requests.labels(method=method, outcome=outcome, nbr=str(nbr)).inc()
         self.latency.labels(method=method).observe(seconds)
 
-    def observe_snapshot(self, snapshot: Snapshot) -> None:
+    def observe_reload(self, artifact: str, swapped: bool) -> None:
+        self.reloads.labels(artifact=artifact, outcome="swapped" if swapped else "refused").inc()
+
+    def observe_snapshot(self, decider: Decider) -> None:
+        snapshot = decider.snapshot
         manifest = snapshot.index.manifest
         self.index_campaigns.set(manifest["campaigns"])
         self.index_vectors.set(manifest["vectors"])
@@ -108,4 +131,6 @@ class Metrics:
             }
         )
         self.model_info.info({"version": snapshot.model.version, "model_type": snapshot.model.model_type})
-        self.index_built.set(datetime.fromisoformat(manifest["created"]).timestamp())
+        self._index_built = version_time(snapshot.index.version)
+        self.index_built.set(self._index_built)
+        self.model_built.set(version_time(snapshot.model.version))

@@ -77,6 +77,7 @@ def server_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(
         grpc_addr="127.0.0.1:0",
         metrics_addr="127.0.0.1:0",
+        admin_addr="127.0.0.1:0",
         data_dir=data_dir,
         pseudonym_key_file=data_dir / "test.key",
         **overrides,  # type: ignore[arg-type]

@@ -28,9 +28,11 @@ def run(
     )
 
 
-@pytest.mark.parametrize("command", ["serve", "demo", "call", "health"])
+@pytest.mark.parametrize(
+    "command", ["serve", "demo", "call", "health", "admin", "index build", "index inspect"]
+)
 def test_every_command_has_help(command: str) -> None:
-    result = run(command, "--help")
+    result = run(*command.split(), "--help")
     assert result.returncode == 0
     assert f"usage: personabid {command}" in result.stdout
 

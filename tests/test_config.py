@@ -61,7 +61,7 @@ def test_setting_of_the_wrong_type_is_an_error() -> None:
     [
         ({"grpc_addr": "localhost"}, "grpc_addr='localhost'"),
         ({"top_k": 0}, "top_k=0"),
-        ({"grace_seconds": -1}, "-1"),
+        ({"grace_seconds": -1}, "grace_seconds=-1"),
     ],
 )
 def test_unusable_value_is_an_error_naming_it(flags: dict, message: str) -> None:

@@ -107,6 +107,7 @@ def served(venv: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[b
     env.update(
         PERSONABID_GRPC_ADDR=addr,
         PERSONABID_METRICS_ADDR=f"127.0.0.1:{free_port()}",
+        PERSONABID_ADMIN_ADDR=f"127.0.0.1:{free_port()}",
         PERSONABID_DATA_DIR=str(world),
         NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),
     )

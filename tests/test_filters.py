@@ -32,17 +32,11 @@ SPECS = [
     spec(2, os=("ios",)),
     spec(3, start=1000, end=2000, min_match=0.5),
     spec(4, device_types=(2,), countries=("USA",)),
-    spec(5),
+    spec(5, regions=("USA-CA",), blocked_categories=("IAB25",)),
+    spec(6, blocked_categories=("IAB7-39", "IAB9")),
 ]
 TABLE, _, _ = build_table(SPECS)
 ROWS = np.arange(len(SPECS), dtype=np.int32)
-
-
-@pytest.mark.parametrize("country", ["USA", "DEU", "FRA", "GBR", ""])
-def test_geo_keeps_campaigns_targeting_the_country_or_everywhere(country: str) -> None:
-    keep = filters.geo(TABLE, ROWS, TABLE.code_of("countries", country))
-    expected = [not s.countries or country in s.countries for s in SPECS]
-    assert keep.tolist() == expected
 
 
 @pytest.mark.parametrize(("devicetype", "os"), [(4, "ios"), (2, "windows"), (5, "android"), (0, "")])
@@ -101,3 +95,27 @@ def test_filters_of_no_candidates_are_empty() -> None:
     empty = np.array([], dtype=np.int32)
     assert filters.geo(TABLE, empty, 1).shape == (0,)
     assert filters.blocked_category(TABLE, empty, np.array([1], dtype=np.int32)).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("country", "region"),
+    [("USA", "CA"), ("USA", "NY"), ("USA", ""), ("DEU", "BY"), ("FRA", ""), ("GBR", ""), ("", "")],
+)
+def test_geo_keeps_campaigns_targeting_the_region_or_every_region(country: str, region: str) -> None:
+    context = filters.context_for(TABLE, 0, 0, country, "", (), (), region=region)
+    keep = filters.geo(TABLE, ROWS, context.country_code, context.region_code)
+    expected = [
+        (not s.countries or country in s.countries) and (not s.regions or f"{country}-{region}" in s.regions)
+        for s in SPECS
+    ]
+    assert keep.tolist() == expected
+
+
+@pytest.mark.parametrize("page", [("IAB25-3",), ("IAB7-39",), ("IAB7-1",), ("IAB9", "IAB1"), ()])
+def test_site_category_removes_campaigns_that_block_the_page(page: tuple[str, ...]) -> None:
+    context = filters.context_for(TABLE, 0, 0, "", "", (), (), site_categories=page)
+    keep = filters.site_category(TABLE, ROWS, context.site_categories)
+    expected = [
+        not any(c == b or c.split("-", 1)[0] == b for c in page for b in s.blocked_categories) for s in SPECS
+    ]
+    assert keep.tolist() == expected

@@ -24,7 +24,7 @@ def test_make_run_builds_the_demo_world_and_serves_bids(tmp_path: Path) -> None:
             "run",
             f"DATA={data}",
             f"PYTHON={sys.executable}",
-            "SERVE_ARGS=--grpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0",
+            "SERVE_ARGS=--grpc-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0",
         ],
         cwd=ROOT,
     )

@@ -22,7 +22,11 @@ from tests.processes import ServerProcess, personabid
 def served(demo_dir: Path) -> Iterator[tuple[ServerProcess, str]]:
     process = ServerProcess(
         personabid("serve", "--data-dir", str(demo_dir)),
-        env={"PERSONABID_GRPC_ADDR": "127.0.0.1:0", "PERSONABID_METRICS_ADDR": "127.0.0.1:0"},
+        env={
+            "PERSONABID_GRPC_ADDR": "127.0.0.1:0",
+            "PERSONABID_METRICS_ADDR": "127.0.0.1:0",
+            "PERSONABID_ADMIN_ADDR": "127.0.0.1:0",
+        },
     )
     try:
         addr, _ = process.wait_ready(60)

@@ -21,7 +21,9 @@ class RequestContext:
     now: int  # unix seconds
     devicetype: int
     country_code: int
+    region_code: int
     os_code: int
+    site_categories: np.ndarray  # int32 codes of the page's categories and their parents
     blocked_categories: np.ndarray  # int32 codes
     blocked_domains: np.ndarray  # int32 codes
 
@@ -34,6 +36,8 @@ def context_for(
     os: str,
     bcat: tuple[str, ...],
     badv: tuple[str, ...],
+    region: str = "",
+    site_categories: tuple[str, ...] = (),
 ) -> RequestContext:
     def codes(name: str, values: tuple[str, ...]) -> np.ndarray:
         found = [table.code_of(name, v) for v in values]
@@ -43,7 +47,11 @@ def context_for(
         now=now,
         devicetype=devicetype,
         country_code=table.code_of("countries", country.upper()),
+        region_code=table.code_of("regions", f"{country.upper()}-{region.upper()}") if region else 0,
         os_code=table.code_of("os_names", os.lower()),
+        site_categories=codes(
+            "site_categories", tuple(site_categories) + tuple(c.split("-", 1)[0] for c in site_categories)
+        ),
         blocked_categories=codes("categories", bcat),
         blocked_domains=codes("domains", badv),
     )
@@ -70,8 +78,19 @@ def blocked_advertiser(table: CampaignTable, rows: np.ndarray, blocked: np.ndarr
     return ~np.isin(table.adomain_code[rows], blocked)
 
 
-def geo(table: CampaignTable, rows: np.ndarray, country_code: int) -> np.ndarray:
-    return bitset_member(table.country_bits, rows, country_code)
+def geo(table: CampaignTable, rows: np.ndarray, country_code: int, region_code: int = 0) -> np.ndarray:
+    """Campaigns targeting the country (or everywhere) and the region (or every region)."""
+    return bitset_member(table.country_bits, rows, country_code) & bitset_member(
+        table.region_bits, rows, region_code
+    )
+
+
+def site_category(table: CampaignTable, rows: np.ndarray, page_categories: np.ndarray) -> np.ndarray:
+    """Campaigns that do not block any of the page's categories (a blocked parent blocks its children)."""
+    keep = np.ones(len(rows), dtype=bool)
+    for code in page_categories:
+        keep &= ~bitset_member(table.blocked_site_bits, rows, int(code))
+    return keep
 
 
 def device(table: CampaignTable, rows: np.ndarray, devicetype: int, os_code: int) -> np.ndarray:

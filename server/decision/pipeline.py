@@ -23,7 +23,7 @@ from personabid.decision.uservec import user_vector
 from personabid.training.features import request_tokens, slot_name, slot_token
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
-REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "device")
+REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "site_category", "device")
 IMPRESSION_FILTERS = ("floor", "size")
 
 
@@ -111,6 +111,8 @@ class Decider:
             request.os,
             request.bcat,
             request.badv,
+            region=request.region,
+            site_categories=request.categories,
         )
         keep = filters.similarity_floor(table, rows, scores)
         rows, scores = _narrow(decision, "similarity", keep, rows, scores)
@@ -121,7 +123,8 @@ class Decider:
             ("schedule", lambda r: filters.schedule(table, r, context.now)),
             ("bcat", lambda r: filters.blocked_category(table, r, context.blocked_categories)),
             ("badv", lambda r: filters.blocked_advertiser(table, r, context.blocked_domains)),
-            ("geo", lambda r: filters.geo(table, r, context.country_code)),
+            ("geo", lambda r: filters.geo(table, r, context.country_code, context.region_code)),
+            ("site_category", lambda r: filters.site_category(table, r, context.site_categories)),
             ("device", lambda r: filters.device(table, r, context.devicetype, context.os_code)),
         ):
             rows, scores = _narrow(decision, name, mask(rows), rows, scores)
