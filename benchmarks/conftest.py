@@ -1,7 +1,14 @@
-"""The benchmark world: the demo world's generator at the demo's size (10,000 campaigns)."""
+"""The benchmark worlds: the demo world's generator at the demo's size (10,000 campaigns), and cached
+worlds of 100,000 and 1,000,000 campaigns for the benchmarks marked `slow`.
+
+The slow ones build (or reuse, from benchmarks/results/worlds/) catalogs that take minutes: they are
+skipped unless PERSONABID_BENCH_SLOW=1 (as `make bench` sets it) or `-m` names the slow marker, so that
+`make test`, which runs every benchmark once untimed, stays quick.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import faiss
@@ -16,6 +23,17 @@ from personabid.decision.snapshot import Snapshot
 from personabid.demo import DemoSpec, build_demo, read_world
 
 BENCH_WORLD = DemoSpec(seed=7, campaigns=10_000, impressions=100_000)
+BENCH_DIR = Path(__file__).resolve().parent
+SLOW_ENV = "PERSONABID_BENCH_SLOW"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(SLOW_ENV) == "1" or "slow" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason=f"a large catalog: {SLOW_ENV}=1 (make bench) runs it")
+    for item in items:
+        if "slow" in item.keywords and BENCH_DIR in item.path.parents:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

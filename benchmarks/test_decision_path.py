@@ -1,7 +1,8 @@
-"""The decision path without gRPC at 10,000 campaigns, and its costliest stages.
+"""The decision path without gRPC, at 10,000 campaigns (and 100,000 and 1,000,000, marked slow).
 
-Run: make bench-decision. Each benchmark checks its answer before it is timed; none asserts a time.
-The stage benchmarks are the reference the whole path is read against (same run, same machine).
+Run: make bench-decision (10k) or make bench (all). Each benchmark checks its answer before it is timed;
+none asserts a time. The stage benchmarks (test_stages.py, test_faiss_search.py) are the reference the
+whole path is read against (same run, same machine).
 """
 
 from __future__ import annotations
@@ -9,23 +10,61 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from benchmarks.catalogs import large_world
+from personabid import wire
+from personabid.client import sample_request
 from personabid.decision.match import match
-from personabid.decision.pipeline import Decider
-from personabid.decision.pricing import price
+from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.request import AuctionRequest
-from personabid.decision.score import candidate_features, request_tokens, slot_token
+from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import user_vector
+from personabid.demo import read_world
+from personabid.reload import warm_up
+from personabid.spend.control import SpendControl, SpendSettings
+from personabid.spend.store import MemoryStore
+
+
+def _decide_benchmark(benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest]) -> None:
+    decisions = [decider.decide(r) for r in requests[:100]]
+    assert sum(1 for d in decisions if d.bids) >= 60, "most demo users should get a bid"
+    cycle = itertools.cycle(requests)
+    benchmark(lambda: decider.decide(next(cycle)))
 
 
 def test_decide_10k_campaigns(
     benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest]
 ) -> None:
-    decisions = [decider.decide(r) for r in requests[:100]]
-    assert sum(1 for d in decisions if d.bids) >= 60, "most demo users should get a bid"
-    cycle = itertools.cycle(requests)
-    benchmark(lambda: decider.decide(next(cycle)))
+    _decide_benchmark(benchmark, decider, requests)
+
+
+def test_decide_10k_campaigns_with_spend_control(
+    benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest]
+) -> None:
+    # As the server decides: budgets, frequency caps and pacing checked, every bid reserving its cost.
+    spending = Decider(decider.snapshot, decider.settings, spend=SpendControl(MemoryStore(), SpendSettings()))
+    _decide_benchmark(benchmark, spending, requests)
+
+
+def _large(campaigns: int) -> tuple[Decider, list[AuctionRequest]]:
+    world = large_world(campaigns)
+    decider = Decider(Snapshot.load(world / "index", world / "model"), DecisionSettings())
+    warm_up(decider)
+    rng = np.random.default_rng(2026)
+    demo = read_world(world)
+    return decider, [wire.to_auction(sample_request(demo, rng)) for _ in range(512)]
+
+
+@pytest.mark.slow
+def test_decide_100k_campaigns(benchmark: BenchmarkFixture) -> None:
+    _decide_benchmark(benchmark, *_large(100_000))
+
+
+@pytest.mark.slow
+def test_decide_1m_campaigns(benchmark: BenchmarkFixture) -> None:
+    _decide_benchmark(benchmark, *_large(1_000_000))
 
 
 def test_faiss_match_10k(
@@ -37,26 +76,3 @@ def test_faiss_match_10k(
     rows, scores = match(bundle.index, bundle.persona_rows, user, 100)
     assert np.all(np.diff(scores) <= 1e-6) and len(rows) > 0
     benchmark(match, bundle.index, bundle.persona_rows, user, 100)
-
-
-def test_pctr_100_candidates(benchmark: BenchmarkFixture, decider: Decider) -> None:
-    model, table = decider.snapshot.model, decider.snapshot.index.campaigns
-    rows = np.arange(100, dtype=np.int32)
-    scores = np.linspace(0.3, 0.95, 100, dtype=np.float32)
-    context, slot = request_tokens(4, "ios", "USA"), slot_token(320, 50)
-
-    def score() -> np.ndarray:
-        return model.pctr(candidate_features(model.spec, table, rows, scores, context, slot))
-
-    pctr = score()
-    assert pctr.shape == (100,) and np.all((pctr > 0) & (pctr < 1))
-    benchmark(score)
-
-
-def test_price_100_candidates(benchmark: BenchmarkFixture, decider: Decider) -> None:
-    table = decider.snapshot.index.campaigns
-    pctr = np.full(100, 0.02, dtype=np.float32)
-    base, cap = table.base_bid[:100], table.max_bid[:100]
-    bids = price(base, cap, pctr, 0.02, 0.0)
-    np.testing.assert_allclose(bids, np.minimum(base, cap))
-    benchmark(price, base, cap, pctr, 0.02, 0.0)

@@ -52,6 +52,8 @@ class CampaignSpec:
     daily_budget: float = 0.0  # 0 means unlimited
     currency: str = "USD"
     blocked_categories: tuple[str, ...] = ()  # site/app categories the campaign must not appear on
+    frequency_cap: int = 0  # views per user within frequency_window; 0 means no cap
+    frequency_window: float = 86_400.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class CampaignTable:
     start: np.ndarray  # int64, (n,)
     end: np.ndarray  # int64, (n,) ; 0 = open-ended
     daily_budget: np.ndarray  # float64, (n,)
+    freq_cap: np.ndarray  # int32, (n,) views per user per window, 0 = no cap
+    freq_window: np.ndarray  # float64, (n,) seconds
     currency: np.ndarray  # <U3, (n,)
     adomain_code: np.ndarray  # int32, (n,) into domains
     category_code: np.ndarray  # int32, (n,) into categories
@@ -220,6 +224,8 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
         start=np.array([s.start for s in specs], dtype=np.int64),
         end=np.array([s.end for s in specs], dtype=np.int64),
         daily_budget=np.array([s.daily_budget for s in specs], dtype=np.float64),
+        freq_cap=np.array([s.frequency_cap for s in specs], dtype=np.int32),
+        freq_window=np.array([s.frequency_window for s in specs], dtype=np.float64),
         currency=np.array([s.currency for s in specs], dtype="<U3"),
         adomain_code=np.array([domain_code[s.adomain] for s in specs], dtype=np.int32),
         category_code=np.array([category_code[s.category] for s in specs], dtype=np.int32),

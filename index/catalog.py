@@ -7,13 +7,14 @@ One campaign per JSON line:
      "daily_budget": 500, "base_bid": 2.0, "max_bid": 5.0, "currency": "USD", "min_match": 0.3,
      "creatives": [{"id": "cr-1", "size": "300x250", "adomain": "acme.example", "category": "IAB2-1"}],
      "targeting": {"countries": ["USA"], "regions": ["USA-CA"], "device_types": [4, 5], "os": ["ios"]},
-     "blocked_categories": ["IAB25"],
+     "blocked_categories": ["IAB25"], "frequency_cap": {"count": 3, "window_hours": 24},
      "persona": {"tags": {"interest:travel": 0.8}}}
 
 `persona` is exactly one of `{"tags": {tag: weight}}`, `{"vector": [one weight per vocabulary tag]}` or
 `{"seed_audience": "path"}` (lookalike: a file of user profiles, see lookalike.py; relative to the
-catalog), or a list of such objects for a campaign with several personas. CSV has one column per field; lists are `;`-separated, creatives are `id:WxH:adomain:category`,
-`persona_tags` is `tag=weight;...`, `persona_vector` is `w;w;...`, dates are ISO 8601.
+catalog), or a list of such objects for a campaign with several personas. CSV has one column per
+field; lists are `;`-separated, creatives are `id:WxH:adomain:category`, `persona_tags` is
+`tag=weight;...`, `persona_vector` is `w;w;...`, `frequency_cap` is `count/hours`, dates are ISO 8601.
 
 Only active campaigns are indexed; paused and ended ones are counted and left out.
 """
@@ -268,6 +269,7 @@ def _campaign(
     os_names = tuple(str(o).strip().lower() for o in targeting.get("os") or ())
     device_types = _device_types(targeting.get("device_types"))
     blocked = _codes(record.get("blocked_categories"), "blocked_categories", CATEGORY, str)
+    cap, window = _frequency_cap(record.get("frequency_cap"))
     personas = _personas(record.get("persona"), vocab, base, hash_unknown, unknown)
     return CampaignSpec(
         id=campaign_id,
@@ -288,7 +290,28 @@ def _campaign(
         daily_budget=budget,
         currency=currency,
         blocked_categories=blocked,
+        frequency_cap=cap,
+        frequency_window=window,
     )
+
+
+def _frequency_cap(value: Any) -> tuple[int, float]:
+    if value in (None, "", {}):
+        return 0, 86_400.0
+    if isinstance(value, str):
+        count, sep, hours = value.partition("/")
+        value = {"count": count, "window_hours": hours if sep else 24}
+    if not isinstance(value, dict):
+        raise _Invalid("frequency_cap", f"{value!r}: expected {{count, window_hours}}")
+    try:
+        count, hours = int(value["count"]), float(value.get("window_hours", 24))
+    except (KeyError, TypeError, ValueError):
+        raise _Invalid("frequency_cap", f"{value!r}: expected a whole count and a number of hours") from None
+    if count < 1 or not 0 < hours <= 24 * 31:
+        raise _Invalid(
+            "frequency_cap", f"count {count}, window_hours {hours}: need count >= 1, 0 < hours <= 744"
+        )
+    return count, hours * 3600.0
 
 
 def _creatives(value: Any) -> tuple[tuple[Creative, ...], str, str]:
@@ -446,6 +469,13 @@ def write_catalog(specs: list[CampaignSpec], vocab: Vocabulary, path: Path) -> N
                     "os": list(s.os),
                 },
                 "blocked_categories": list(s.blocked_categories),
-                "persona": [persona(v) for v in s.personas] if len(s.personas) > 1 else persona(s.personas[0]),
+                "frequency_cap": (
+                    {"count": s.frequency_cap, "window_hours": s.frequency_window / 3600}
+                    if s.frequency_cap
+                    else None
+                ),
+                "persona": [persona(v) for v in s.personas]
+                if len(s.personas) > 1
+                else persona(s.personas[0]),
             }
             handle.write(json.dumps(record, separators=(",", ":")) + "\n")

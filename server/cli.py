@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--watch-seconds", type=float, help="check the artifact roots for new versions this often (0: never)"
     )
+    serve.add_argument(
+        "--redis-url", help="shared spend state for several workers or machines (default: in this process)"
+    )
+    serve.add_argument(
+        "--event-log", type=Path, help="impression and click log (default DATA_DIR/events.jsonl)"
+    )
     serve.add_argument("--data-dir", type=Path, help=f"demo world directory (default {Settings.data_dir})")
     serve.add_argument(
         "--index-path", type=Path, help="index artifact root or version (default DATA_DIR/index)"
@@ -74,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         "--min-tmax-ms", type=int, help=f"shortest tmax worth deciding (default {Settings.min_tmax_ms})"
     )
     serve.add_argument("--grace-seconds", type=float, help="time calls in flight get to finish on SIGTERM")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="serving processes sharing the gRPC port, one per core (env PERSONABID_WORKERS; default 1); "
+        "with more than one, give --grpc-addr a port: worker i serves metrics on the metrics port + i, "
+        "worker 0 serves Admin",
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
@@ -134,31 +147,40 @@ def _parser() -> argparse.ArgumentParser:
     admin.set_defaults(run=_admin)
 
     # The offline tools register their own subcommands, each beside the code it drives.
+    from personabid.bench import commands as bench_commands
     from personabid.index import commands as index_commands
     from personabid.training import commands as training_commands
 
     index_commands.register(commands)
     training_commands.register(commands)
+    bench_commands.register(commands)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from personabid.app import serve
-
     flags = {
         "grpc_addr": args.grpc_addr,
         "metrics_addr": args.metrics_addr,
         "admin_addr": args.admin_addr,
         "watch_seconds": args.watch_seconds,
+        "redis_url": args.redis_url,
+        "event_log": args.event_log,
         "data_dir": args.data_dir,
         "index_path": args.index_path,
         "model_path": args.model_path,
         "top_k": args.top_k,
         "min_tmax_ms": args.min_tmax_ms,
         "grace_seconds": args.grace_seconds,
+        "workers": args.workers,
     }
     settings = load_settings(flags, config_file=args.config)
     logging.getLogger().setLevel(settings.log_level)
+    if settings.workers > 1:
+        from personabid.workers import serve_workers
+
+        return serve_workers(settings)
+    from personabid.app import serve
+
     asyncio.run(serve(settings))
     return 0
 

@@ -15,6 +15,7 @@ from personabid.errors import ConfigError
 
 ENV_PREFIX = "PERSONABID_"
 CONFIG_ENV = "PERSONABID_CONFIG"
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Settings:
     log_level: str = "INFO"
     seat: str = "personabid"
     pseudonym_key_file: Path | None = None  # default: data_dir/pseudonym.key
+    redis_url: str = ""  # shared spend state, e.g. redis://127.0.0.1:6379/0; empty: in this process
+    event_log: Path | None = None  # default: data_dir/events.jsonl
+    inflight_seconds: float = 60.0  # a bid not notified by then stops counting against its budget
+    workers: int = 1  # serving processes sharing the gRPC port (server/workers.py)
 
     def __post_init__(self) -> None:
         for name in ("grpc_addr", "metrics_addr", "admin_addr"):
@@ -40,7 +45,9 @@ class Settings:
                 raise ConfigError(f"setting {name}={getattr(self, name)!r}: expected HOST:PORT")
         if not 1 <= self.top_k <= 10_000:
             raise ConfigError(f"setting top_k={self.top_k}: expected 1 to 10000")
-        for name in ("min_tmax_ms", "grace_seconds", "watch_seconds"):
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"setting workers={self.workers}: expected 1 to {MAX_WORKERS}")
+        for name in ("min_tmax_ms", "grace_seconds", "watch_seconds", "inflight_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)}: must not be negative")
 
@@ -51,6 +58,10 @@ class Settings:
     @property
     def model(self) -> Path:
         return self.model_path or self.data_dir / "model"
+
+    @property
+    def events(self) -> Path:
+        return self.event_log or self.data_dir / "events.jsonl"
 
     @property
     def key_file(self) -> Path:

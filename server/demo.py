@@ -1,6 +1,7 @@
 """Build the demo world's artifacts: the persona index, a simulated impression log, and a CTR model.
 
 DIR/world.json   seed and sizes, so that clients can draw users of the same world
+DIR/catalog.jsonl  the campaigns as a catalog, which `personabid index build` rebuilds the index from
 DIR/index/       the index artifact root (CURRENT + versions)
 DIR/model/       the model artifact root
 
@@ -23,10 +24,12 @@ import faiss
 import numpy as np
 
 from personabid.decision.score import candidate_features
+from personabid.errors import ArtifactError
 from personabid.index.campaigns import CampaignTable
+from personabid.index.catalog import read_catalog, write_catalog
 from personabid.index.store import BuildOptions, IndexBundle, load_index, write_index
 from personabid.training.evaluate import auc
-from personabid.training.events import Impression
+from personabid.training.events import ImpressionEvent
 from personabid.training.features import DEFAULT_SPEC, FeatureSpec, request_tokens, slot_token
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import Chunk
@@ -36,13 +39,14 @@ from personabid.training.train import EVALUATION, TrainOptions, train
 from personabid.world import DEVICE_SIZES, SIZES, World
 
 log = logging.getLogger(__name__)
+CATALOG_FILE = "catalog.jsonl"
 WORLD_FILE = "world.json"
 # A user sees this many of its SEARCH_K best-matching campaigns, one impression each.
-CANDIDATES_PER_USER = 8
-SEARCH_K = 30
+CANDIDATES_PER_USER = 20
+SEARCH_K = 40
 START = 1_763_856_000  # 2025-11-23T00:00:00Z: the simulated day starts here
 DAY = 86_400
-DEMO_TRAINING = TrainOptions(model="ftrl", ftrl=FtrlParams(epochs=2))
+DEMO_TRAINING = TrainOptions(model="ftrl", ftrl=FtrlParams(alpha=0.1, l1=5.0, l2=1.0, epochs=2))
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,12 @@ class SimulatedLog:
         slots = _slot_tokens(self.size)
         return candidate_features(spec, table, self.rows, self.similarity, context, slots)  # type: ignore[arg-type]
 
-    def impressions(self, table: CampaignTable) -> Iterator[Impression]:
+    def impressions(self, table: CampaignTable) -> Iterator[ImpressionEvent]:
         """The rows as event log records (for `personabid train --format events`)."""
         for i in range(len(self)):
             row = int(self.rows[i])
             w, h = SIZES[int(self.size[i])]
-            yield Impression(
+            yield ImpressionEvent(
                 ts=float(self.ts[i]),
                 user_id=f"demo-user-{int(self.user[i])}",
                 campaign=str(table.campaign_id[row]),
@@ -122,17 +126,15 @@ def _context_tokens(
     devicetype: np.ndarray, os_names: np.ndarray, country: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Per-row request tokens, computed once per distinct (devicetype, os, country)."""
-    keys = np.array(
-        [
-            f"{t}|{o}|{c}"
-            for t, o, c in zip(devicetype.tolist(), os_names.tolist(), country.tolist(), strict=True)
-        ]
-    )
-    distinct, inverse = np.unique(keys, return_inverse=True)
+    os_values, os_code = np.unique(os_names, return_inverse=True)
+    countries, country_code = np.unique(country, return_inverse=True)
+    key = (devicetype.astype(np.int64) * len(os_values) + os_code) * len(countries) + country_code
+    distinct, inverse = np.unique(key, return_inverse=True)
     out = {name: np.empty(len(distinct), dtype=np.uint64) for name in ("devicetype", "os", "country")}
-    for k, key in enumerate(distinct.tolist()):
-        t, o, c = key.split("|")
-        for name, value in request_tokens(int(t), o, c).items():
+    for k, combined in enumerate(distinct.tolist()):
+        rest, c = divmod(combined, len(countries))
+        t, o = divmod(rest, len(os_values))
+        for name, value in request_tokens(t, str(os_values[o]), str(countries[c])).items():
             out[name][k] = value
     return {name: tokens[inverse] for name, tokens in out.items()}
 
@@ -150,8 +152,16 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
     started = time.perf_counter()
     world = World(spec.seed)
     specs, quality = world.campaigns(spec.campaigns)
-    log.info("demo: %d campaigns generated; building the persona index", len(specs))
-    write_index(directory / "index", world.vocab, specs, BuildOptions(seed=spec.seed))
+    # The index is built the way operators build theirs: from a catalog file, read back and validated.
+    directory.mkdir(parents=True, exist_ok=True)
+    write_catalog(specs, world.vocab, directory / CATALOG_FILE)
+    catalog = read_catalog(directory / CATALOG_FILE, world.vocab)
+    if catalog.issues or len(catalog.campaigns) != len(specs):
+        raise ArtifactError(f"the demo catalog does not read back: {catalog.issues[:3]}")
+    log.info("demo: %d campaigns in %s; building the persona index", len(specs), CATALOG_FILE)
+    info = {"path": CATALOG_FILE, "sha256": catalog.sha256, "campaigns": len(catalog.campaigns)}
+    options = BuildOptions(seed=spec.seed)
+    write_index(directory / "index", world.vocab, catalog.campaigns, options, catalog=info)
     bundle = load_index(directory / "index")
     log.info("demo: simulating %d impressions", spec.impressions)
     simulated = simulate_log(world, bundle, quality, spec.impressions, np.random.default_rng(spec.seed + 1))
@@ -182,7 +192,7 @@ def train_demo_model(
     """Train on a simulated log through the training pipeline; the evaluation also gives the AUC of the
     ground truth on the same held-out rows."""
     chunk = simulated.chunk(table)
-    rows = MemoryRows([chunk], description={"data": "demo world simulation", "rows": len(simulated)})
+    rows = MemoryRows([chunk], description={"source": "demo world simulation"})
     model, summary = train(rows, spec, options)
     held_out = options.split.parts(len(simulated), chunk.time) == EVALUATION
     summary["evaluation"]["truth_auc"] = auc(simulated.labels[held_out], simulated.truth[held_out])

@@ -25,6 +25,7 @@ from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import ArtifactError, PersonabidError
 from personabid.index.store import load_index
+from personabid.spend.control import SpendControl
 from personabid.training.model import CtrModel
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ class Reloader:
         settings: DecisionSettings,
         on_swap: Callable[[Decider], None],
         on_outcome: Callable[[Kind, bool], None],
+        spend: SpendControl | None = None,
     ) -> None:
         self.settings = settings
+        self.spend = spend
         self.decider: Decider | None = None
         self.states: dict[Kind, ArtifactState] = {
             "index": ArtifactState(index_path),
@@ -105,9 +108,12 @@ class Reloader:
             return decider
 
     def _prepare(self, index_path: Path, model_path: Path) -> Decider:
-        decider = Decider(Snapshot.load(index_path, model_path), self.settings)
-        warm_up(decider)
-        return decider
+        return self._ready(Snapshot.load(index_path, model_path))
+
+    def _ready(self, snapshot: Snapshot) -> Decider:
+        # Warm up without spend control: warm-up bids must not reserve any campaign's budget.
+        warm_up(Decider(snapshot, self.settings))
+        return Decider(snapshot, self.settings, spend=self.spend)
 
     def _swap(self, decider: Decider, now: float, kinds: tuple[Kind, ...]) -> None:
         self.decider = decider
@@ -152,9 +158,7 @@ class Reloader:
             candidate = replace(snapshot, index=bundle)
         else:
             candidate = replace(snapshot, model=CtrModel.load(directory))
-        decider = Decider(candidate, self.settings)
-        warm_up(decider)
-        return decider
+        return self._ready(candidate)
 
     def _refuse(self, kind: Kind, version: str, exc: Exception) -> None:
         state = self.states[kind]

@@ -88,6 +88,40 @@ class Metrics:
             for outcome in ("swapped", "refused"):
                 self.reloads.labels(artifact=artifact, outcome=outcome)
         self._index_built = 0.0
+        self.notifications = Counter(
+            "personabid_notifications",
+            "Win, loss, impression, click and conversion notices, by outcome (accepted, duplicate, rejected, "
+            "unknown_bid: a notice for a bid the server no longer knows, still applied).",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.spend = Counter(
+            "personabid_spend_usd",
+            "Money spent on won impressions (clearing prices), USD.",
+            registry=registry,
+        )
+        self.budget_remaining = Gauge(
+            "personabid_budget_remaining_usd",
+            "Daily budget left over all budgeted campaigns (spend in flight counted as spent), USD.",
+            registry=registry,
+        )
+        self.budget_exhausted = Gauge(
+            "personabid_budget_exhausted_campaigns",
+            "Budgeted campaigns with no budget left today.",
+            registry=registry,
+        )
+        self.pacing_rate = Gauge(
+            "personabid_pacing_rate_mean",
+            "Mean pacing throttle over budgeted campaigns: the share of eligible auctions they bid in.",
+            registry=registry,
+        )
+        self.state_errors = Counter(
+            "personabid_state_store_errors", "Failed calls to the shared spend store.", registry=registry
+        )
+        self.state_up = Gauge(
+            "personabid_state_store_up", "1 while the shared spend store answers.", registry=registry
+        )
+        self.state_up.set(1)
         self.ready = Gauge(
             "personabid_ready",
             "1 when the server has an index and a model and serves bids.",
@@ -134,3 +168,12 @@ class Metrics:
         self._index_built = version_time(snapshot.index.version)
         self.index_built.set(self._index_built)
         self.model_built.set(version_time(snapshot.model.version))
+
+    def observe_notification(self, kind: str, outcome: str, price_cpm: float = 0.0) -> None:
+        self.notifications.labels(type=kind, outcome=outcome).inc()
+
+    def observe_spend_summary(self, summary: dict[str, float], up: bool) -> None:
+        self.budget_remaining.set(summary["remaining"])
+        self.budget_exhausted.set(summary["exhausted"])
+        self.pacing_rate.set(summary["pacing_rate"])
+        self.state_up.set(1 if up else 0)

@@ -3,6 +3,8 @@ validation is the core's (decision/request.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from personabid.decision.pipeline import Decision
@@ -10,7 +12,8 @@ from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impres
 from personabid.v1 import bidder_pb2 as pb
 
 
-def to_auction(message: pb.BidRequest) -> AuctionRequest:
+def to_auction(message: pb.BidRequest, pseudonym: Callable[[str], str] = lambda user: user) -> AuctionRequest:
+    """The core's request; the user id in it is already `pseudonym(user.id)`: the raw id goes no further."""
     device, geo, user = message.device, message.device.geo, message.user
     if message.HasField("site"):
         site_id, domain, categories = message.site.id, message.site.domain, tuple(message.site.cat)
@@ -33,7 +36,7 @@ def to_auction(message: pb.BidRequest) -> AuctionRequest:
         ),
         tag_vector=np.array(user.tag_vector, dtype=np.float32) if len(user.tag_vector) else None,
         tags=tuple((tag.id, tag.weight) for tag in user.tags),
-        user_id=user.id,
+        user_id=pseudonym(user.id),
         devicetype=device.devicetype,
         os=device.os,
         country=geo.country,

@@ -103,9 +103,9 @@ class World:
         self.device_effect = {t: truth.normal(0.0, 0.3) for t in range(9)}
         self.size_effect = truth.normal(0.0, 0.3, size=len(SIZES))
         # A slot size works better on some devices than on others (a banner on a TV...).
-        self.device_size_effect = truth.normal(0.0, 0.25, size=(9, len(SIZES)))
+        self.device_size_effect = truth.normal(0.0, 0.3, size=(9, len(SIZES)))
         # Content categories: IAB1..IAB26, subcategories 1..5 (0 is the parent itself).
-        self.category_effect = truth.normal(0.0, 0.3, size=(27, 1)) + truth.normal(0.0, 0.15, size=(27, 6))
+        self.category_effect = truth.normal(0.0, 0.5, size=(27, 1)) + truth.normal(0.0, 0.15, size=(27, 6))
 
     @property
     def segments(self) -> int:
@@ -147,7 +147,7 @@ class World:
             for _ in range(advertisers)
         ]
         # Quality is mostly the category's, then the advertiser's (brand, creatives), a little the campaign's.
-        advertiser_quality = rng.normal(0.0, 0.2, size=advertisers) + [
+        advertiser_quality = rng.normal(0.0, 0.05, size=advertisers) + [
             self._category_effect(c) for c in advertiser_category
         ]
         quality = rng.normal(0.0, 0.05, size=count)
@@ -178,6 +178,7 @@ class World:
                     device_types=() if rng.random() < 0.7 else ((4, 5) if rng.random() < 0.6 else (2,)),
                     min_match=float(np.round(rng.uniform(0.25, 0.4), 3)),
                     daily_budget=float(np.round(rng.uniform(100, 5000), 0)),
+                    frequency_cap=(0, 0, 3, 5, 10)[c % 5],  # not drawn: keeps the seed's stream as it was
                 )
             )
         return specs, quality
@@ -199,8 +200,8 @@ class World:
         """Ground-truth click probability (float64 (n,)) of impressions; `size` indexes SIZES."""
         device = np.array([self.device_effect[int(t)] for t in range(9)])[devicetype]
         logit = (
-            -4.1
-            + 5.0 * (similarity - 0.85)
+            -4.2
+            + 12.0 * (similarity - 0.85)
             + quality
             + device
             + self.size_effect[size]

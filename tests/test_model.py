@@ -53,3 +53,24 @@ def test_model_round_trips_through_its_artifact(tmp_path: Path) -> None:
 def test_model_with_weights_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="weights"):
         CtrModel(spec=SPEC, weights=np.zeros(10, dtype=np.float32), calibration=(1, 0), avg_ctr=0.01)
+
+
+def fm_model(rng: np.random.Generator) -> CtrModel:
+    weights = rng.normal(0, 0.5, size=SPEC.size + 1).astype(np.float32)
+    factors = rng.normal(0, 0.2, size=(SPEC.size, 3)).astype(np.float32)
+    return CtrModel(SPEC, weights, (1.1, -0.2), 0.01, model_type="fm", factors=factors)
+
+
+def test_factorization_machine_round_trips_through_its_artifact(tmp_path: Path) -> None:
+    m = fm_model(np.random.default_rng(4))
+    m.save(tmp_path)
+    loaded = CtrModel.load(tmp_path)
+    assert loaded.model_type == "fm" and loaded.factors is not None
+    np.testing.assert_array_equal(loaded.factors, m.factors)  # type: ignore[arg-type]
+    indices = np.random.default_rng(5).integers(0, SPEC.size, size=(20, SPEC.width))
+    np.testing.assert_array_equal(loaded.pctr(indices), m.pctr(indices))
+
+
+def test_factorization_machine_without_factors_is_refused() -> None:
+    with pytest.raises(ArtifactError, match="factors"):
+        CtrModel(SPEC, np.zeros(SPEC.size + 1, np.float32), (1, 0), 0.01, model_type="fm")

@@ -12,6 +12,8 @@ from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.reasons import NoBid
 from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
+from personabid.spend.control import SpendControl
+from personabid.spend.store import MemoryStore, utc_day
 
 NOW = 1_800_000_000
 
@@ -133,3 +135,16 @@ def test_decision_times_every_stage_it_ran(decider: Decider) -> None:
     decision = decider.decide(persona_request(decider, 5))
     assert set(decision.stages) == {"validate", "user_vector", "match", "filter", "score", "price"}
     assert all(seconds >= 0 for seconds in decision.stages.values())
+
+
+def test_campaigns_without_budget_left_do_not_bid(demo_dir: Path) -> None:
+    snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
+    table = snapshot.index.campaigns
+    spend = SpendControl(MemoryStore(), clock=lambda: NOW)
+    day = utc_day(NOW)
+    for row, campaign in enumerate(table.campaign_id):
+        budget = round(float(table.daily_budget[row]) * 1_000_000)
+        spend.store.apply("bill", f"win:x{row}", 3600, day, str(campaign), f"x{row}:1", budget, NOW)
+    decider = Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
+    spend.refresh(table)
+    assert decider.decide(persona_request(decider, 5)).nbr == NoBid.BUDGET_EXHAUSTED

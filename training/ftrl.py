@@ -95,10 +95,16 @@ class FtrlTrainer:
 
     def partial_fit(self, indices: np.ndarray, labels: np.ndarray) -> float:
         """One pass over int64 (rows, width) feature indices and labels (rows,) in {0, 1}; mean log loss."""
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        labels = np.ascontiguousarray(labels, dtype=np.float64)
+        if indices.ndim != 2 or labels.shape != (indices.shape[0],):
+            raise ValueError(f"indices {indices.shape} and labels {labels.shape} do not match")
+        if indices.size and (indices.min() < 0 or indices.max() >= self.z.shape[0] - 1):
+            raise ValueError(f"feature indices must lie in [0, {self.z.shape[0] - 1})")
         p = self.params
         return _ftrl_epoch(
-            np.ascontiguousarray(indices, dtype=np.int64),
-            np.ascontiguousarray(labels, dtype=np.float64),
+            indices,
+            labels,
             self.z,
             self.n,
             p.alpha,

@@ -20,6 +20,8 @@ from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impres
 from personabid.decision.score import candidate_features
 from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import user_vector
+from personabid.spend.control import SpendControl
+from personabid.spend.store import MICROS_PER_CPM, StateUnavailable
 from personabid.training.features import request_tokens, slot_name, slot_token
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
@@ -63,11 +65,17 @@ class Decider:
     """Decides auctions against one Snapshot; cheap to build, so a reload makes a new one."""
 
     def __init__(
-        self, snapshot: Snapshot, settings: DecisionSettings, clock: Callable[[], float] = time.time
+        self,
+        snapshot: Snapshot,
+        settings: DecisionSettings,
+        clock: Callable[[], float] = time.time,
+        spend: SpendControl | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.settings = settings
         self.clock = clock
+        # Without spend control (tests of matching and pricing alone), budgets and caps are not enforced.
+        self.spend = spend
         self._table = snapshot.index.campaigns
         self._spec = snapshot.model.spec
 
@@ -131,12 +139,35 @@ class Decider:
             if len(rows) == 0:
                 lap("filter")
                 return _no_bid(decision, NoBid.NO_ELIGIBLE_CAMPAIGN, f"every matched campaign failed {name}")
+        if self.spend is not None:
+            spend = self.spend
+            try:
+                for name, mask, reason in (
+                    ("budget", lambda r: spend.budget_left(table, r) > 0, NoBid.BUDGET_EXHAUSTED),
+                    (
+                        "frequency",
+                        lambda r: spend.under_cap(table, r, request.user_id),
+                        NoBid.FREQUENCY_CAPPED,
+                    ),
+                    ("pacing", lambda r: spend.paced_in(table, r), NoBid.PACED),
+                ):
+                    rows, scores = _narrow(decision, name, mask(rows), rows, scores)
+                    if len(rows) == 0:
+                        lap("filter")
+                        return _no_bid(decision, reason, f"every eligible campaign failed {name}")
+            except StateUnavailable as exc:
+                lap("filter")
+                return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
         lap("filter")
 
         context_tokens = request_tokens(request.devicetype, request.os, request.country)
         furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
         for imp in request.impressions:
-            outcome = self._decide_impression(decision, imp, rows, scores, context_tokens, lap)
+            try:
+                outcome = self._decide_impression(decision, request, imp, rows, scores, context_tokens, lap)
+            except StateUnavailable as exc:
+                decision.bids.clear()  # reservations already made expire on their own
+                return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
             if isinstance(outcome, Bid):
                 decision.bids.append(outcome)
             elif PROGRESS[outcome] > PROGRESS[furthest]:
@@ -150,6 +181,7 @@ class Decider:
             detail = {
                 NoBid.NO_ELIGIBLE_CAMPAIGN: "no matched campaign fits the impressions' size or floor",
                 NoBid.BELOW_FLOOR: "no bid reaches the impressions' floor",
+                NoBid.BUDGET_EXHAUSTED: "no campaign has the budget left for its bid",
             }[furthest]
             return _no_bid(decision, furthest, detail)
         return decision
@@ -157,6 +189,7 @@ class Decider:
     def _decide_impression(
         self,
         decision: Decision,
+        request: AuctionRequest,
         imp: Impression,
         rows: np.ndarray,
         scores: np.ndarray,
@@ -184,7 +217,22 @@ class Decider:
         prices = price(
             table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, imp.bidfloor
         )
+        if self.spend is not None:
+            # A bid whose cost the campaign's remaining budget cannot cover is not made.
+            prices[self.spend.budget_left(table, rows) < np.round(prices * MICROS_PER_CPM)] = 0.0
         winner = best(prices, pctr)
+        while winner >= 0 and self.spend is not None:
+            row = int(rows[winner])
+            pending = self._pending(
+                request, imp, row, float(prices[winner]), float(pctr[winner]), float(scores[winner])
+            )
+            if self.spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", pending):
+                break
+            prices[winner] = 0.0  # out of budget after all: the next best bid may still fit
+            winner = best(prices, pctr)
+            if winner < 0:
+                lap("price")
+                return NoBid.BUDGET_EXHAUSTED
         lap("price")
         if winner < 0:
             return NoBid.BELOW_FLOOR
@@ -202,6 +250,30 @@ class Decider:
             pctr=float(pctr[winner]),
             match_score=float(scores[winner]),
         )
+
+    def _pending(
+        self, request: AuctionRequest, imp: Impression, row: int, bid: float, pctr: float, match_score: float
+    ) -> dict[str, object]:
+        """What the event log needs of this bid when its win arrives (see training/events.py)."""
+        table = self._table
+        return {
+            "ts": self.clock(),
+            "request_id": request.id,
+            "imp_id": imp.id,
+            "user": request.user_id,
+            "campaign": str(table.campaign_id[row]),
+            "advertiser": str(table.advertiser[row]),
+            "category": str(table.category[row]),
+            "devicetype": request.devicetype,
+            "os": request.os,
+            "country": request.country,
+            "w": imp.w,
+            "h": imp.h,
+            "match": round(match_score, 6),
+            "pctr": pctr,
+            "price": bid,
+            "model": self.snapshot.model.version,
+        }
 
 
 def _narrow(

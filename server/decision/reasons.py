@@ -18,6 +18,8 @@ class NoBid(IntEnum):
     FREQUENCY_CAPPED = 503
     COPPA_RESTRICTED = 504
     NOT_READY = 505
+    STATE_UNAVAILABLE = 506
+    PACED = 507
 
 
 # How far an impression got before it lost every candidate; the response reports the furthest.
@@ -25,4 +27,5 @@ PROGRESS = {
     NoBid.UNMATCHED_USER: 0,
     NoBid.NO_ELIGIBLE_CAMPAIGN: 1,
     NoBid.BELOW_FLOOR: 2,
+    NoBid.BUDGET_EXHAUSTED: 3,
 }

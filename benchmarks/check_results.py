@@ -1,0 +1,106 @@
+"""Check that a `personabid bench` results file is complete and sane; never judge a time.
+
+Run: python benchmarks/check_results.py benchmarks/results/smoke/results.json
+
+Complete: every block of the plan ran (each catalog size, the sweep, the workers, the profile), every
+summary figure is there, and the plots exist as PNG files. Sane: every run answered calls, latency
+percentiles are positive and in order (p50 <= p90 <= p99 <= p99.9 <= max), rates are shares in [0, 1],
+errors are rare, CPU per request is positive, ratios are positive. How fast anything was is not checked:
+on a shared machine that would fail for reasons that are not bugs. Exits 1 listing every problem.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PERCENTILES = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
+MAX_ERROR_RATE = 0.05  # closed loops and loads below saturation: failures there are bugs, not load
+PROFILE_PARTS = ("decode", "to_auction", "match", "filter", "score", "price", "encode", "total")
+
+
+def problems(results: dict[str, Any], directory: Path) -> list[str]:
+    found: list[str] = []
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            found.append(message)
+
+    plan, runs, summary = results.get("plan"), results.get("runs"), results.get("summary")
+    if not plan or not runs or not summary:
+        return ["plan, runs or summary missing"]
+    for i, run in enumerate(runs):
+        where = f"runs[{i}] ({run.get('service')} {run.get('campaigns')} {run.get('rpc')} {run.get('mode')})"
+        latency = run.get("latency", {})
+        need(run.get("completed", 0) > 0 and latency.get("count", 0) > 0, f"{where}: no answers")
+        values = [latency.get(p) for p in PERCENTILES]
+        need(
+            all(isinstance(v, int | float) and v > 0 for v in values)
+            and all(a <= b for a, b in zip(values, values[1:], strict=False)),
+            f"{where}: latency percentiles missing or out of order: {values}",
+        )
+        for rate in ("error_rate", "no_bid_rate"):
+            value = run.get(rate)
+            need(value is None or 0.0 <= value <= 1.0, f"{where}: {rate}={value} is not a share")
+        overloaded = run.get("offered_fraction", 0.0) > 0.9
+        if not overloaded:
+            need((run.get("error_rate") or 0.0) <= MAX_ERROR_RATE, f"{where}: error rate {run.get('error_rate')}")
+        need((run.get("server_cpu_us_per_request") or 0) > 0, f"{where}: no server CPU per request")
+        need(run.get("request_bytes_mean", 0) > 0, f"{where}: no request bytes")
+    expected = {
+        ("catalog", service, campaigns, rpc, mode)
+        for campaigns in plan["sizes"]
+        for service in ("echo", "bidder")
+        for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open"))
+    }
+    expected |= {("workers", s, plan["workers_size"], r, "closed") for s in ("echo", "bidder") for r in ("unary", "stream")}
+    expected |= {("open-stream", s, plan["sweep_size"], "stream", "open") for s in ("echo", "bidder")}
+    seen = {(r["block"], r["service"], r["campaigns"], r["rpc"], r["mode"]) for r in runs}
+    need(expected <= seen, f"runs missing: {sorted(expected - seen)}")
+    for service in ("echo", "bidder"):
+        sweep = [r for r in runs if r["block"] == "sweep" and r["service"] == service]
+        need(len(sweep) == len(plan["sweep_fractions"]), f"sweep of {service}: {len(sweep)} points")
+    for rpc in ("unary", "stream"):
+        floor = summary.get("floor", {}).get(rpc, {})
+        need((floor.get("throughput_rps") or 0) > 0, f"summary.floor.{rpc}: no throughput")
+    for campaigns in plan["sizes"]:
+        for load, figures in summary.get("bidder", {}).get(str(campaigns), {}).items():
+            for key in ("throughput_ratio", "p99_ratio"):
+                value = figures.get(key)
+                need(value is not None and value > 0, f"summary.bidder.{campaigns}.{load}.{key}={value}")
+        need(str(campaigns) in summary.get("bidder", {}), f"summary.bidder lacks {campaigns}")
+    speedup = summary.get("workers", {}).get("speedup", {})
+    need(
+        all((speedup.get(s, {}).get(r) or 0) > 0 for s in ("echo", "bidder") for r in ("unary", "stream")),
+        f"summary.workers.speedup incomplete: {speedup}",
+    )
+    need(set(summary.get("sweep", {}).get("knee", {})) == {"echo", "bidder"}, "summary.sweep.knee missing")
+    goals = summary.get("goals", {})
+    need(goals.get("unary_throughput_ratio") is not None, "summary.goals incomplete")
+    profile = results.get("profile", {}).get("median_us", {})
+    need(all((profile.get(p) or 0) > 0 for p in PROFILE_PARTS), f"profile incomplete: {profile}")
+    for name in results.get("plots", []):
+        path = directory / name
+        need(path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE, f"plot {name} is not a PNG")
+    need(len(results.get("plots", [])) >= 2, "plots missing")
+    return found
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    found = problems(json.loads(path.read_text()), path.parent)
+    for problem in found:
+        print(f"{path}: {problem}", file=sys.stderr)
+    if not found:
+        print(f"{path}: complete and sane ({len(json.loads(path.read_text())['runs'])} runs)")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,103 @@
+"""One-query FAISS search (k = 100, one thread, as the server runs it) per index type and catalog size.
+
+The personas are those of the demo world at each size (10k here; 100k and 1M are `slow`, cached under
+benchmarks/results/worlds/). The world's own index is its auto type (flat up to 50,000 vectors, HNSW
+above); the other types are built from the same vectors and tuned as `personabid index build` tunes
+them (the cheapest efSearch or nprobe reaching recall@100 of 0.95, or the best tried), and cached beside
+the world. Each benchmark first checks the search's recall against exact search on held-out queries.
+
+Run: make bench (all sizes) or make bench-decision (10k).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks.catalogs import large_world
+from personabid.index.build import (
+    apply_search_params,
+    build,
+    choose,
+    exact_neighbours,
+    realistic_queries,
+    tune,
+)
+from personabid.index.store import load_index
+
+TOP_K = 100
+TYPES = ("flat", "hnsw", "ivfpq")
+QUERY_SEED = 5  # neither the build's tuning queries (seed 0) nor the index benchmark's (1)
+MIN_RECALL = 0.85  # a sanity floor for "the search answers the question", not the build's target
+
+
+def _index(world: Path, index_type: str) -> faiss.Index:
+    """The world's own index if it is of `index_type`, else one built from its personas (cached)."""
+    bundle = load_index(world / "index")
+    if bundle.manifest["index_type"] == index_type:
+        return bundle.index
+    cache = world / "bench-indexes"
+    path, params_path = cache / f"{index_type}.faiss", cache / f"{index_type}.json"
+    if path.is_file() and params_path.is_file():
+        index = faiss.read_index(str(path))
+        apply_search_params(index, json.loads(params_path.read_text()))
+        return index
+    personas = bundle.index.reconstruct_n(0, bundle.index.ntotal)
+    choice = choose(len(personas), personas.shape[1], index_type)
+    index = build(personas, choice, seed=0)
+    queries = realistic_queries(personas, min(1000, len(personas)), seed=0)
+    params, _ = tune(index, choice, exact_neighbours(personas, queries, TOP_K), queries, 0.95)
+    cache.mkdir(exist_ok=True)
+    faiss.write_index(index, str(path))
+    params_path.write_text(json.dumps(params))
+    return index
+
+
+@functools.cache
+def _held_out(world: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Realistic queries the tuning never saw, and their exact top-k."""
+    personas = load_index(world / "index").index
+    vectors = personas.reconstruct_n(0, personas.ntotal)
+    queries = realistic_queries(vectors, 50, seed=QUERY_SEED)
+    return queries, exact_neighbours(vectors, queries, TOP_K)
+
+
+def _search_benchmark(benchmark: BenchmarkFixture, world: Path, index_type: str) -> None:
+    index = _index(world, index_type)
+    queries, truth = _held_out(world)
+    _, found = index.search(queries, TOP_K)
+    recall = np.mean([len(set(t) & set(f)) / TOP_K for t, f in zip(truth, found, strict=True)])
+    assert recall >= MIN_RECALL, f"{index_type} recall@{TOP_K} {recall:.3f}"
+    benchmark.extra_info.update(
+        {"index_type": index_type, "vectors": int(index.ntotal), "recall_at_100": round(float(recall), 4)}
+    )
+    cycle = itertools.cycle([q.reshape(1, -1) for q in queries])
+    benchmark(lambda: index.search(next(cycle), TOP_K))
+
+
+@pytest.mark.parametrize(
+    # IVF-PQ trains its quantizers for a minute or two even at 10k: slow, like the large catalogs.
+    "index_type",
+    ["flat", "hnsw", pytest.param("ivfpq", marks=pytest.mark.slow)],
+)
+def test_search_10k(benchmark: BenchmarkFixture, bench_dir: Path, index_type: str) -> None:
+    _search_benchmark(benchmark, bench_dir, index_type)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index_type", TYPES)
+def test_search_100k(benchmark: BenchmarkFixture, index_type: str) -> None:
+    _search_benchmark(benchmark, large_world(100_000), index_type)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index_type", TYPES)
+def test_search_1m(benchmark: BenchmarkFixture, index_type: str) -> None:
+    _search_benchmark(benchmark, large_world(1_000_000), index_type)

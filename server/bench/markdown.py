@@ -1,0 +1,221 @@
+"""The figures as markdown, and benchmarks/RESULTS.md's sections brought up to date.
+
+RESULTS.md has sections by several suites ("## Index builds" is another's); only the sections named here
+are replaced, each from its heading to the next "## " heading, and a missing one is appended.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+E2E_TITLE = "## End to end"
+MICRO_TITLE = "## Micro"
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}/s"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def e2e_section(results: dict[str, Any]) -> str:
+    s, m, plan = results["summary"], results["machine"], results["plan"]
+    lines = [
+        E2E_TITLE,
+        "",
+        f"`personabid bench --plan {plan['name']}`, {results['started_utc']}, {results['seconds']:.0f} s. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}, grpcio {m['grpcio']}, faiss {m['faiss']}; load average "
+        f"{m['loadavg_start'][0]:.1f} at the start, {m['loadavg_end'][0]:.1f} at the end (the machine is "
+        "shared: read every figure against the floor beside it). Server and load processes share the "
+        f"cores: {plan['load_processes']} load processes, closed loop {plan['concurrency']} calls in "
+        f"flight each; windows of {plan['duration']:g} s after {plan['warmup']:g} s of warm-up; medians of "
+        f"{plan['repeats']} runs, bidder and echo alternating.",
+        "",
+        "### The floor: Python gRPC echo, same messages, same server setup",
+        "",
+        "| rpc | throughput | p50 | p99 | p99.9 | max | server CPU per request |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rpc, f in s["floor"].items():
+        lines.append(
+            _row(
+                rpc,
+                _rate(f.get("throughput_rps")),
+                *(f"{_us(f.get(k))} us" for k in ("p50_us", "p99_us", "p99_9_us", "max_us")),
+                f"{_us(f.get('server_cpu_us_per_request'))} us",
+            )
+        )
+    lines += [
+        "",
+        "### The bidder against the floor (one worker)",
+        "",
+        "| campaigns | load | throughput | x floor | p50 | p99 | x floor p99 | p99.9 | max | no-bid | errors "
+        "| server CPU/req (floor) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    labels = {
+        "unary_closed": "unary, closed",
+        "stream_closed": "stream, closed",
+        "unary_open": f"unary, open {plan['fixed_rate']:g}/s",
+    }
+    for campaigns, by_load in s["bidder"].items():
+        for key, label in labels.items():
+            b = by_load.get(key, {})
+            lines.append(
+                _row(
+                    f"{int(campaigns):,}",
+                    label,
+                    _rate(b.get("throughput_rps")),
+                    _x(b.get("throughput_ratio")),
+                    f"{_us(b.get('p50_us'))} us",
+                    f"{_us(b.get('p99_us'))} us",
+                    _x(b.get("p99_ratio")),
+                    f"{_us(b.get('p99_9_us'))} us",
+                    f"{_us(b.get('max_us'))} us",
+                    _pct(b.get("no_bid_rate")),
+                    _pct(b.get("error_rate")),
+                    f"{_us(b.get('server_cpu_us_per_request'))} "
+                    f"({_us(b.get('floor_server_cpu_us_per_request'))}) us",
+                )
+            )
+    w, n = s["workers"], plan["workers"]
+    lines += [
+        "",
+        f"### Workers: 1 against {plan['workers']} ({plan['workers_size']:,} campaigns, closed loop)",
+        "",
+        _row("service", "rpc", "1 worker", f"{n} workers", "speedup", "p99, 1", f"p99, {n}"),
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("echo", "bidder"):
+        for rpc in ("unary", "stream"):
+            one, many = w["by_count"]["1"][name][rpc], w["by_count"][str(plan["workers"])][name][rpc]
+            lines.append(
+                _row(
+                    name,
+                    rpc,
+                    _rate(one.get("throughput_rps")),
+                    _rate(many.get("throughput_rps")),
+                    _x(w["speedup"][name][rpc]),
+                    f"{_us(one.get('p99_us'))} us",
+                    f"{_us(many.get('p99_us'))} us",
+                )
+            )
+    lines += [
+        "",
+        f"### Open loop: offered load against latency ({plan['sweep_size']:,} campaigns, unary, Poisson)",
+        "",
+        "| service | offered | answered | p50 | p99 | p99.9 | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, points in s["sweep"]["curves"].items():
+        for p in points:
+            lines.append(
+                _row(
+                    name,
+                    _rate(p["offered_rps"]),
+                    _rate(p["throughput_rps"]),
+                    *(f"{_us(p[k])} us" for k in ("p50_us", "p99_us", "p99_9_us")),
+                    _pct(p["error_rate"]),
+                )
+            )
+    lines.append("")
+    for name, k in s["sweep"]["knee"].items():
+        lines.append(
+            f"- Knee, {name}: "
+            + (f"{_rate(k['offered_rps'])} offered, p99 {_us(k['p99_us'])} us." if k else "not reached.")
+        )
+    for name, o in s["open_stream"].items():
+        lines.append(
+            f"- Open-loop stream, {name}: {_rate(o.get('throughput_rps'))}, p99 {_us(o.get('p99_us'))} us "
+            f"(at {plan['open_stream_fraction']:.0%} of its closed-loop unary throughput)."
+        )
+    c, g, prof = s["cost_per_request_us"], s["goals"], results["profile"]["median_us"]
+    lines += [
+        "",
+        f"### Where a request's time goes ({c['campaigns']:,} campaigns)",
+        "",
+        f"Server CPU per unary request: bidder {_us(c['server_cpu_bidder'])} us, "
+        f"echo {_us(c['server_cpu_echo'])} us. "
+        f"In process, outside gRPC (medians of {results['profile']['requests']} requests, "
+        f"{results['profile']['index_type']} index):",
+        "",
+        "| part | median |",
+        "|---|---:|",
+    ]
+    lines += [f"| {part} | {value:.1f} us |" for part, value in prof.items()]
+    lines += [
+        "",
+        f"The rest, {_us(c['grpc_and_rest'])} us, is gRPC, asyncio and the servicer around the path "
+        "(compare the echo's CPU per request). Top functions: `profile.txt` in the results directory.",
+        "",
+        f"Goals at {g['campaigns']:,} campaigns: unary throughput {_x(g['unary_throughput_ratio'])} the echo "
+        f"floor (goal 0.80x: {'met' if g['unary_goal_met'] else 'not met'}); streaming throughput "
+        f"{_x(g['stream_throughput_over_unary_floor'])} the unary echo floor (goal above 1x: "
+        f"{'met' if g['stream_goal_met'] else 'not met'}).",
+        "",
+        "Plots: `latency_cdf.png`, `p99_vs_offered_load.png` in the results directory.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def micro_section(micro: dict[str, Any]) -> str:
+    info = micro.get("machine_info", {})
+    lines = [
+        MICRO_TITLE,
+        "",
+        f"pytest-benchmark ({micro.get('datetime', '')[:19]}), {info.get('cpu', {}).get('brand_raw', '')}, "
+        "one FAISS thread; medians (IQR) in microseconds. Each benchmark checks its answer before it is "
+        "timed.",
+        "",
+        "| benchmark | median | IQR | rounds |",
+        "|---|---:|---:|---:|",
+    ]
+    for bench in sorted(micro.get("benchmarks", []), key=lambda b: b["fullname"]):
+        stats = bench["stats"]
+        lines.append(
+            _row(
+                f"`{bench['name']}`",
+                f"{stats['median'] * 1e6:,.1f}",
+                f"{stats['iqr'] * 1e6:,.1f}",
+                stats["rounds"],
+            )
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def update_sections(path: Path, sections: list[str]) -> None:
+    """Replace (or append) each section, by its first line (its "## " heading), in the file at `path`."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    for section in sections:
+        title = section.splitlines()[0]
+        pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+        body = section.rstrip("\n") + "\n\n"
+        if pattern.search(text):
+            text = pattern.sub(lambda _m, body=body: body, text, count=1)
+        else:
+            text = text.rstrip("\n") + "\n\n" + body
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())

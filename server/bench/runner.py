@@ -1,0 +1,456 @@
+"""The suite: what runs, in which order, against which reference; results as JSON and PNG.
+
+Blocks, one after the other, each with its servers started for it and stopped after it:
+
+1. For each catalog size: the bidder and the echo service (one worker each), closed loop, unary then
+   streaming, and an open loop at a fixed moderate rate, each repeated, bidder and echo alternating so
+   that both see the same machine (the idle one is paused). The echo figures of the block are the floor
+   its bidder figures are divided by.
+2. At the sweep size: an open-loop sweep of offered load, unary, from a tenth of each service's closed-loop
+   throughput to past it (the latency-versus-throughput curve), and an open-loop stream.
+3. At the workers size: the same closed loops with N workers for both services, against 1 (block 1).
+4. A profile of one request, in process (profile.py).
+
+Every load run is bounded in time (warm-up + window + a deadline per call) and in count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from personabid.bench import report
+from personabid.bench.clients import LoadClients
+from personabid.bench.load import LoadSpec
+from personabid.bench.services import Service, bidder_command, echo_command, free_port, process_cpu_seconds
+from personabid.bench.worlds import ensure_world
+
+log = logging.getLogger(__name__)
+BIDDER_SERVICE = "personabid.v1.Bidder"
+ECHO_SERVICE = "personabid.v1.Echo"
+RESULTS_FILE = "results.json"
+FORMAT_VERSION = 1
+FIXED_RATE_SHARE = 0.5  # block 1's open loop offers at most this share of the bidder's closed-loop rate
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    sizes: tuple[int, ...]  # catalog sizes of block 1
+    sweep_size: int
+    sweep_fractions: tuple[float, ...]  # offered load, as shares of each service's closed-loop throughput
+    workers_size: int
+    workers: int  # block 3 compares this many workers with one
+    warmup: float
+    duration: float
+    repeats: int
+    fixed_rate: float  # block 1's open loop, requests per second (all load processes together)
+    open_stream_fraction: float = 0.7
+    load_processes: int = 2
+    concurrency: int = 32  # closed loop: calls in flight per load process
+    streams: int = 4  # per load process; a closed-loop stream keeps concurrency / streams in flight
+    channels: int = 4  # connections per load process
+    idle_seconds: float = 2.0  # a service's background CPU is measured this long before its load
+    profile_requests: int = 3000
+    ready_timeout: float = 600.0  # a million-campaign HNSW index takes a while to load and warm
+
+
+FULL = Plan(
+    name="full",
+    sizes=(10_000, 100_000, 1_000_000),
+    sweep_size=100_000,
+    sweep_fractions=(0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3),
+    workers_size=100_000,
+    workers=2,
+    warmup=2.0,
+    duration=8.0,
+    repeats=3,
+    fixed_rate=1000.0,
+)
+SMOKE = Plan(
+    name="smoke",
+    sizes=(10_000,),
+    sweep_size=10_000,
+    sweep_fractions=(0.25, 0.75, 1.25),
+    workers_size=10_000,
+    workers=2,
+    warmup=0.5,
+    duration=1.5,
+    repeats=1,
+    fixed_rate=500.0,
+    idle_seconds=0.5,
+    profile_requests=300,
+    ready_timeout=120.0,
+)
+PLANS = {"full": FULL, "smoke": SMOKE}
+
+
+class Suite:
+    def __init__(self, plan: Plan, out: Path, worlds: Path) -> None:
+        self.plan = plan
+        self.out = out
+        self.worlds = worlds
+        self.runs: list[dict[str, Any]] = []
+        self.services: dict[str, dict[str, Any]] = {}
+        self._scratch = Path(tempfile.mkdtemp(prefix="personabid-bench-"))
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+
+    # -- services ------------------------------------------------------------------------------------
+
+    def _start(self, name: str, command: list[str], workers: int) -> Service:
+        service = Service(name, command, workers, self.out / "logs" / f"{name}.log")
+        try:
+            started = time.perf_counter()
+            service.wait_ready(self.plan.ready_timeout)
+        except BaseException:
+            service.stop()
+            raise
+        # Background work with no load at all (the spend refresh, the artifact watch, gRPC's timers).
+        before = service.cpu_seconds()
+        time.sleep(self.plan.idle_seconds)
+        idle = (service.cpu_seconds() - before) / self.plan.idle_seconds
+        self.services[name] = {
+            "workers": workers,
+            "ready_seconds": round(time.perf_counter() - started, 1),
+            "idle_cpu_ms_per_s": round(idle * 1000, 1),
+        }
+        log.info("%s ready at %s (idle CPU %.1f ms/s)", name, service.addr, idle * 1000)
+        return service
+
+    def _bidder(self, campaigns: int, workers: int) -> Service:
+        world = ensure_world(self.worlds, campaigns)
+        scratch = self._scratch / f"bidder-{campaigns}-{workers}"
+        scratch.mkdir(exist_ok=True)
+        command = bidder_command(world, free_port(), workers, scratch)
+        return self._start(f"bidder-{campaigns}-w{workers}", command, workers)
+
+    def _echo(self, workers: int, label: str) -> Service:
+        return self._start(f"echo-{label}-w{workers}", echo_command(free_port(), workers), workers)
+
+    # -- one run -------------------------------------------------------------------------------------
+
+    def measure(
+        self,
+        clients: LoadClients,
+        service: Service,
+        others: list[Service],
+        spec: LoadSpec,
+        meta: dict[str, Any],
+    ) -> dict[str, Any]:
+        for other in others:
+            other.pause()
+        service.resume()
+        start = clients.start_time()
+        window = (start + spec.warmup, start + spec.warmup + spec.duration)
+        sampler = _CpuSampler(service, *window)
+        sampler.start()
+        results = clients.run(dataclasses.replace(spec, target=service.addr), start)
+        sampler.join()
+        record = report.run_record(results, sampler.cpu_seconds, meta)
+        record["worker_cpu_share"] = sampler.shares
+        self.runs.append(record)
+        latency = record["latency"]
+        log.info(
+            "%-7s %-6s %-6s %-7s %8.0f/s  p50 %6s us  p99 %7s us  errors %s  cpu %s us/req",
+            meta["service"],
+            meta.get("campaigns") or "",
+            meta["rpc"],
+            meta["mode"] if meta["mode"] == "closed" else f"{meta['offered_rps']:.0f}/s",
+            record["throughput_rps"],
+            latency.get("p50_us"),
+            latency.get("p99_us"),
+            record["error_rate"],
+            record["server_cpu_us_per_request"],
+        )
+        return record
+
+    def _spec(self, service: str, rpc: str, mode: str, rate: float = 0.0) -> LoadSpec:
+        p = self.plan
+        return LoadSpec(
+            target="",
+            service=service,
+            rpc=rpc,
+            mode=mode,
+            concurrency=p.concurrency,
+            rate=rate / p.load_processes,
+            streams=p.streams,
+            channels=p.channels,
+            warmup=p.warmup,
+            duration=p.duration,
+        )
+
+    # -- blocks --------------------------------------------------------------------------------------
+
+    def catalog_block(self, clients: LoadClients, campaigns: int) -> None:
+        """Closed loops (unary, stream) and the fixed-rate open loop, bidder and echo alternating."""
+        clients.prepare(ensure_world(self.worlds, campaigns))
+        with self._echo(1, f"for-{campaigns}") as echo, self._bidder(campaigns, 1) as bidder:
+            pair = {"echo": (echo, ECHO_SERVICE), "bidder": (bidder, BIDDER_SERVICE)}
+            rate = self.plan.fixed_rate
+            for repeat in range(self.plan.repeats):
+                for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open")):
+                    if repeat == 0 and mode == "open":
+                        # A moderate load for both, well below what this bidder managed in a closed loop:
+                        # the latency of a service that keeps up, not of a queue.
+                        capacity = self.runs[-4]["throughput_rps"]
+                        rate = round(min(self.plan.fixed_rate, FIXED_RATE_SHARE * capacity), 1)
+                    for name, (service, full_name) in pair.items():
+                        other = [s for s, _ in pair.values() if s is not service]
+                        meta = {
+                            "block": "catalog",
+                            "service": name,
+                            "campaigns": campaigns,
+                            "workers": 1,
+                            "rpc": rpc,
+                            "mode": mode,
+                            "repeat": repeat,
+                            **({"offered_rps": rate} if mode == "open" else {}),
+                        }
+                        offered = rate if mode == "open" else 0.0
+                        self.measure(clients, service, other, self._spec(full_name, rpc, mode, offered), meta)
+
+    def sweep_block(self, clients: LoadClients) -> None:
+        """Offered load from low to past saturation, unary, open loop; then an open-loop stream."""
+        campaigns = self.plan.sweep_size
+        clients.prepare(ensure_world(self.worlds, campaigns))
+        with self._echo(1, "sweep") as echo, self._bidder(campaigns, 1) as bidder:
+            pair = {"echo": (echo, ECHO_SERVICE), "bidder": (bidder, BIDDER_SERVICE)}
+            capacity = {
+                name: report.medians(
+                    report.select(
+                        self.runs,
+                        block="catalog",
+                        service=name,
+                        campaigns=campaigns,
+                        rpc="unary",
+                        mode="closed",
+                    )
+                )["throughput_rps"]
+                for name in pair
+            }
+            for fraction in self.plan.sweep_fractions:
+                for name, (service, full_name) in pair.items():
+                    rate = round(fraction * capacity[name], 1)
+                    other = [s for s, _ in pair.values() if s is not service]
+                    meta = {
+                        "block": "sweep",
+                        "service": name,
+                        "campaigns": campaigns,
+                        "workers": 1,
+                        "rpc": "unary",
+                        "mode": "open",
+                        "offered_rps": rate,
+                        "offered_fraction": fraction,
+                    }
+                    self.measure(clients, service, other, self._spec(full_name, "unary", "open", rate), meta)
+            for name, (service, full_name) in pair.items():
+                rate = round(self.plan.open_stream_fraction * capacity[name], 1)
+                other = [s for s, _ in pair.values() if s is not service]
+                meta = {
+                    "block": "open-stream",
+                    "service": name,
+                    "campaigns": campaigns,
+                    "workers": 1,
+                    "rpc": "stream",
+                    "mode": "open",
+                    "offered_rps": rate,
+                    "offered_fraction": self.plan.open_stream_fraction,
+                }
+                self.measure(clients, service, other, self._spec(full_name, "stream", "open", rate), meta)
+
+    def workers_block(self, clients: LoadClients) -> None:
+        campaigns, workers = self.plan.workers_size, self.plan.workers
+        clients.prepare(ensure_world(self.worlds, campaigns))
+        with self._echo(workers, "workers") as echo, self._bidder(campaigns, workers) as bidder:
+            pair = {"echo": (echo, ECHO_SERVICE), "bidder": (bidder, BIDDER_SERVICE)}
+            for repeat in range(self.plan.repeats):
+                for rpc in ("unary", "stream"):
+                    for name, (service, full_name) in pair.items():
+                        other = [s for s, _ in pair.values() if s is not service]
+                        meta = {
+                            "block": "workers",
+                            "service": name,
+                            "campaigns": campaigns,
+                            "workers": workers,
+                            "rpc": rpc,
+                            "mode": "closed",
+                            "repeat": repeat,
+                        }
+                        self.measure(clients, service, other, self._spec(full_name, rpc, "closed"), meta)
+
+    # -- the whole suite -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from personabid.bench.plots import write_plots
+        from personabid.bench.profile import profile_requests
+
+        started = time.perf_counter()
+        began = dt.datetime.now(dt.UTC)
+        machine = machine_info()
+        for campaigns in sorted({*self.plan.sizes, self.plan.sweep_size, self.plan.workers_size}):
+            ensure_world(self.worlds, campaigns)
+        with LoadClients(self.plan.load_processes) as clients:
+            for campaigns in self.plan.sizes:
+                self.catalog_block(clients, campaigns)
+            self.sweep_block(clients)
+            self.workers_block(clients)
+        log.info("profiling one request at %d campaigns", self.plan.sweep_size)
+        profile = profile_requests(
+            ensure_world(self.worlds, self.plan.sweep_size), self.plan.profile_requests
+        )
+        (self.out / "profile.txt").write_text(profile.pop("cprofile"))
+        machine["loadavg_end"] = os.getloadavg()
+        results = {
+            "format_version": FORMAT_VERSION,
+            "plan": dataclasses.asdict(self.plan),
+            "started_utc": began.isoformat(timespec="seconds"),
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": machine,
+            "services": self.services,
+            "summary": summarize(self.runs, self.plan, profile),
+            "profile": profile,
+            "runs": self.runs,
+        }
+        results["plots"] = write_plots(results, self.out)
+        path = self.out / RESULTS_FILE
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        log.info("results in %s (%.0f s)", path, results["seconds"])
+        return results
+
+
+def summarize(runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any]) -> dict[str, Any]:
+    """The figures a reader wants: the floor, the bidder against it, workers, the sweep, the goals."""
+    select, medians = report.select, report.medians
+    floor = {
+        rpc: medians(select(runs, block="catalog", service="echo", rpc=rpc, mode="closed"))
+        for rpc in ("unary", "stream")
+    }
+    bidder: dict[str, Any] = {}
+    for campaigns in plan.sizes:
+        by_rpc = {}
+        for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open")):
+            chosen = {"block": "catalog", "campaigns": campaigns, "rpc": rpc, "mode": mode}
+            by_rpc[f"{rpc}_{mode}"] = report.versus_floor(
+                medians(select(runs, service="bidder", **chosen)),
+                medians(select(runs, service="echo", **chosen)),
+            )
+        bidder[str(campaigns)] = by_rpc
+    workers: dict[str, Any] = {}
+    for count, block in ((1, "catalog"), (plan.workers, "workers")):
+        workers[str(count)] = {
+            name: {
+                rpc: medians(
+                    select(
+                        runs, block=block, service=name, campaigns=plan.workers_size, rpc=rpc, mode="closed"
+                    )
+                )
+                for rpc in ("unary", "stream")
+            }
+            for name in ("echo", "bidder")
+        }
+    speedup = {
+        name: {
+            rpc: report.ratio(
+                workers[str(plan.workers)][name][rpc].get("throughput_rps"),
+                workers["1"][name][rpc].get("throughput_rps"),
+            )
+            for rpc in ("unary", "stream")
+        }
+        for name in ("echo", "bidder")
+    }
+    sweep = {name: report.curve(select(runs, block="sweep", service=name)) for name in ("echo", "bidder")}
+    open_stream = {
+        name: medians(select(runs, block="open-stream", service=name)) for name in ("echo", "bidder")
+    }
+    at_goal = bidder.get(str(plan.sweep_size), {})
+    unary_ratio = at_goal.get("unary_closed", {}).get("throughput_ratio")
+    stream_vs_unary_floor = report.ratio(
+        at_goal.get("stream_closed", {}).get("throughput_rps"),
+        at_goal.get("unary_closed", {}).get("floor_throughput_rps"),
+    )
+    echo_cpu = floor["unary"].get("server_cpu_us_per_request")
+    bidder_cpu = at_goal.get("unary_closed", {}).get("server_cpu_us_per_request")
+    in_process = profile["median_us"]["total"]
+    return {
+        "floor": floor,
+        "bidder": bidder,
+        "workers": {"by_count": workers, "speedup": speedup},
+        "sweep": {"curves": sweep, "knee": {name: report.knee(points) for name, points in sweep.items()}},
+        "open_stream": open_stream,
+        "cost_per_request_us": {
+            "campaigns": plan.sweep_size,
+            "server_cpu_bidder": bidder_cpu,
+            "server_cpu_echo": echo_cpu,
+            "in_process_path": in_process,
+            "grpc_and_rest": round(bidder_cpu - in_process, 1) if bidder_cpu is not None else None,
+        },
+        "goals": {
+            "campaigns": plan.sweep_size,
+            "unary_throughput_ratio": unary_ratio,
+            "unary_ratio_goal": 0.8,
+            "unary_goal_met": unary_ratio is not None and unary_ratio >= 0.8,
+            "stream_throughput_over_unary_floor": stream_vs_unary_floor,
+            "stream_goal_met": stream_vs_unary_floor is not None and stream_vs_unary_floor > 1.0,
+        },
+    }
+
+
+class _CpuSampler(threading.Thread):
+    """The service's CPU seconds between two monotonic times, in total and per process."""
+
+    def __init__(self, service: Service, start: float, end: float) -> None:
+        super().__init__(daemon=True)
+        self.service, self.start_at, self.end_at = service, start, end
+        self.cpu_seconds = 0.0
+        self.shares: list[float] = []
+
+    def run(self) -> None:
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
+        before = _per_pid(self.service)
+        time.sleep(max(0.0, self.end_at - time.monotonic()))
+        after = _per_pid(self.service)
+        spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+        self.cpu_seconds = sum(spent.values())
+        # Per worker (the parent of several workers only waits): how evenly SO_REUSEPORT spread the load.
+        busy = [v for pid, v in spent.items() if pid != self.service.process.pid or len(spent) == 1]
+        total = sum(busy)
+        self.shares = [round(v / total, 3) for v in busy] if total else []
+
+
+def _per_pid(service: Service) -> dict[int, float]:
+    return {pid: process_cpu_seconds(pid) for pid in service.pids()}
+
+
+def machine_info() -> dict[str, Any]:
+    import faiss
+    import grpc
+
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kb = int(line.split()[1])
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / (1 << 20), 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "faiss": faiss.__version__,
+        "loadavg_start": os.getloadavg(),
+    }

@@ -1,0 +1,162 @@
+"""The services under test, each in its own process (tree, with --workers): the bidder and the echo.
+
+A service is started as the operator would start it (`personabid serve`, or the echo module), on
+127.0.0.1 only, and is ready when every worker has logged its ready line. Its CPU time is read from
+/proc for the whole process tree: what the server spent, whatever the load processes beside it spent.
+While another service is measured it is paused (SIGSTOP), so that its background work (the bidder's
+spend refresh, its artifact watch) does not load the machine under the other's figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+READY = re.compile(r"personabid (?:echo )?ready: grpc=(\S+)")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bidder_command(world_dir: Path, port: int, workers: int, scratch: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "personabid", "serve",
+        "--data-dir", str(world_dir),
+        "--grpc-addr", f"127.0.0.1:{port}",
+        "--metrics-addr", "127.0.0.1:0",
+        "--admin-addr", "127.0.0.1:0",
+        "--event-log", str(scratch / "events.jsonl"),
+        "--workers", str(workers),
+    ]  # fmt: skip
+
+
+def echo_command(port: int, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "personabid.bench.echo",
+        "--grpc-addr", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+    ]  # fmt: skip
+
+
+class Service:
+    """One service process (and its workers); its log goes to `log_path`."""
+
+    def __init__(self, name: str, command: list[str], workers: int, log_path: Path) -> None:
+        self.name = name
+        self.workers = workers
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PERSONABID_LOG_LEVEL": "INFO"},  # the ready line is logged at INFO
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._pump = threading.Thread(target=self._read, daemon=True)
+        self._pump.start()
+        self.addr = ""
+        self.paused = False
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._log.write(line)
+            self._log.flush()
+            self._lines.put(line)
+
+    def wait_ready(self, timeout: float) -> str:
+        """Block until every worker logged its ready line; returns the gRPC address."""
+        deadline = time.monotonic() + timeout
+        ready = 0
+        while ready < self.workers:
+            try:
+                line = self._lines.get(timeout=max(0.01, min(0.5, deadline - time.monotonic())))
+            except queue.Empty:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{self.name} did not become ready in {timeout:.0f}s; log: {self.log_path}"
+                    ) from None
+                continue
+            found = READY.search(line)
+            if found:
+                ready += 1
+                self.addr = found.group(1)
+        return self.addr
+
+    def pids(self) -> list[int]:
+        """The process and its children (the workers)."""
+        root = self.process.pid
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == root:
+                    children.append(int(entry.name))
+        return [root, *children]
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process and its workers so far."""
+        return sum(process_cpu_seconds(pid) for pid in self.pids())
+
+    def pause(self) -> None:
+        if not self.paused:
+            self._signal_all(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self._signal_all(signal.SIGCONT)
+            self.paused = False
+
+    def _signal_all(self, sig: int) -> None:
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (the service drains), then SIGKILL if it does not end in time; returns its exit code."""
+        self.resume()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._pump.join(5)
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime 14 and stime 15 (proc(5)), here offsets 11 and 12.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

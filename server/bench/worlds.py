@@ -1,0 +1,66 @@
+"""Benchmark worlds: demo worlds of a given catalog size, built once and kept.
+
+A million campaigns take minutes to generate and to index (HNSW), so built worlds are cached
+(benchmarks/results/worlds/ by default; git ignores it) and a later run reuses them. The model is trained
+on few simulated impressions: the benchmark measures serving, and a bench world's model only has to be a
+real one.
+
+The index is built as `personabid index build` builds it (auto type, recall tuned to the default target).
+Where that target cannot be met (HNSW with the build's M and efConstruction reaches recall@100 of about
+0.947 on the million-campaign demo catalog, even at efSearch 1024), the world is built with the
+FALLBACK_RECALL target instead, as an operator would with --min-recall; the index manifest records
+the target and the recall reached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from personabid.demo import WORLD_FILE, is_built, simulate_log, train_demo_model
+from personabid.index.store import BuildOptions, RecallTooLow, load_index, write_index
+from personabid.training.features import DEFAULT_SPEC
+from personabid.world import World
+
+log = logging.getLogger(__name__)
+DEFAULT_ROOT = Path("benchmarks/results/worlds")
+SEED = 7  # the demo world's
+IMPRESSIONS = 50_000
+FALLBACK_RECALL = 0.9
+
+
+def world_dir(root: Path, campaigns: int) -> Path:
+    return root / f"campaigns-{campaigns}"
+
+
+def ensure_world(root: Path, campaigns: int, min_recall: float | None = None) -> Path:
+    """The directory of a built world of `campaigns` campaigns under `root`, building it if missing."""
+    directory = world_dir(root, campaigns)
+    if is_built(directory):
+        return directory
+    log.info("building the bench world of %d campaigns in %s", campaigns, directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    world = World(SEED)
+    specs, quality = world.campaigns(campaigns)
+    options = BuildOptions(seed=SEED, min_recall=min_recall or BuildOptions.min_recall)
+    try:
+        write_index(directory / "index", world.vocab, specs, options)
+    except RecallTooLow as exc:
+        log.warning("%s; building with a recall target of %g instead", exc, FALLBACK_RECALL)
+        write_index(
+            directory / "index", world.vocab, specs, BuildOptions(seed=SEED, min_recall=FALLBACK_RECALL)
+        )
+    bundle = load_index(directory / "index")
+    simulated = simulate_log(world, bundle, quality, IMPRESSIONS, np.random.default_rng(SEED + 1))
+    model, summary = train_demo_model(simulated, bundle.campaigns, DEFAULT_SPEC)
+    model.save(directory / "model", {"training": {"data": "bench world simulation", "seed": SEED, **summary}})
+    info = {"seed": SEED, "campaigns": campaigns, "segments": world.segments}
+    tmp = directory / f".{WORLD_FILE}.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, directory / WORLD_FILE)  # last: a world is built once its world.json exists
+    log.info("bench world of %d campaigns built (%s index)", campaigns, bundle.manifest["index_type"])
+    return directory

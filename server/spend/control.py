@@ -1,0 +1,259 @@
+"""Spend control as the decision path and the notification handler see it.
+
+At decision time it answers, per candidate campaign, from a cache refreshed every `refresh_seconds`:
+is there budget left, does the campaign take part in this auction (pacing), is the user under the
+campaign's frequency cap (one store read per request, only for capped campaigns). The winning bid's
+cost is then reserved in the store, atomically against the budget, before the bid is sent.
+
+When the store cannot be reached, the control says so (StateUnavailable) and stays out of the store for
+`retry_seconds`, so that every request is still answered within its tmax: the bidder then does not bid,
+rather than bid on budgets it cannot check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from personabid.index.campaigns import CampaignTable
+from personabid.spend.pacing import PacingParams, next_rates, planned_fraction
+from personabid.spend.store import SpendStore, StateUnavailable, cost_micros, utc_day
+
+log = logging.getLogger(__name__)
+MICROS = 1_000_000
+
+# Notification types and what each does to the spend state.
+MODES = {"win": "bill", "impression": "bill", "loss": "release", "click": "mark", "conversion": "mark"}
+
+
+@dataclass(frozen=True)
+class SpendSettings:
+    inflight_seconds: float = 60.0  # a bid not notified by then stops counting against its budget
+    dedupe_seconds: float = 2 * 86_400.0  # how long a notification's identity is remembered
+    refresh_seconds: float = 1.0
+    retry_seconds: float = 1.0  # after a store error, how long to answer without the store
+    pacing: PacingParams = field(default_factory=PacingParams)
+
+
+@dataclass(frozen=True)
+class Notification:
+    type: str  # win, loss, impression, click, conversion
+    auction_id: str
+    imp_id: str
+    bid_id: str
+    campaign_id: str
+    price: float = 0.0  # CPM; 0 on an impression means "as bid"
+    loss_reason: int = 0
+    ts: float = 0.0
+
+    @property
+    def identity(self) -> str:
+        return f"{self.type}:{self.auction_id}:{self.imp_id}:{self.bid_id}"
+
+    @property
+    def bid_key(self) -> str:
+        return f"{self.auction_id}:{self.imp_id}"
+
+
+@dataclass
+class _View:
+    """Cached spend state of one campaign table, aligned with its rows."""
+
+    table: CampaignTable
+    budgets: np.ndarray  # int64 micros, 0 = no budget
+    committed: np.ndarray  # int64 micros spent or in flight
+    rates: np.ndarray  # float64 pacing rates
+    budgeted: np.ndarray  # int64 rows with a budget
+    refreshed: float = 0.0
+
+
+class SpendControl:
+    def __init__(
+        self,
+        store: SpendStore,
+        settings: SpendSettings = SpendSettings(),
+        clock: Callable[[], float] = time.time,
+        rng: np.random.Generator | None = None,
+        on_error: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng or np.random.default_rng()
+        self._on_error = on_error or (lambda: None)
+        self._down_until = 0.0
+        self._view: _View | None = None
+
+    # -- availability --------------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        return self.clock() >= self._down_until
+
+    def _use(self, action: Callable[[], Any]) -> Any:
+        if not self.available:
+            raise StateUnavailable("the spend store is unreachable; retrying shortly")
+        try:
+            return action()
+        except StateUnavailable:
+            self._down_until = self.clock() + self.settings.retry_seconds
+            self._on_error()
+            raise
+
+    # -- cached state --------------------------------------------------------------------------------
+
+    def _view_of(self, table: CampaignTable) -> _View:
+        view = self._view
+        if view is None or view.table is not table:
+            budgets = np.round(table.daily_budget * MICROS).astype(np.int64)
+            budgeted = np.flatnonzero(budgets > 0)
+            rates = np.ones(len(table))
+            rates[budgeted] = self.settings.pacing.initial_rate
+            view = _View(table, budgets, np.zeros(len(table), dtype=np.int64), rates, budgeted)
+            self._view = view
+            # Decisions read the cache; the server refreshes it in the background every refresh_seconds.
+            with contextlib.suppress(StateUnavailable):
+                self.refresh(table)
+        return view
+
+    def refresh(self, table: CampaignTable) -> None:
+        """Read spend and pacing rates of every budgeted campaign; run the pacing step when it is due
+        and this process wins the interval's lead."""
+        view = self._view_of(table) if self._view is None or self._view.table is not table else self._view
+        if not self.available:
+            raise StateUnavailable("the spend store is unreachable; retrying shortly")
+        now = self.clock()
+        view.refreshed = now
+        ids = [str(c) for c in table.campaign_id[view.budgeted]]
+        day = utc_day(now)
+        spent = self._use(lambda: self.store.spent(day, ids, now))
+        view.committed[view.budgeted] = [s + i for s, i in spent]
+        rates = self._use(lambda: self.store.pacing(ids))
+        known = np.array([r is not None for r in rates], dtype=bool)
+        view.rates[view.budgeted[known]] = [r for r in rates if r is not None]
+        pacing = self.settings.pacing
+        term = f"{day}:{int(now // pacing.interval)}"
+        if ids and self._use(lambda: self.store.lead(term, pacing.interval * 2)):
+            spent_only = np.array([s for s, _ in spent], dtype=np.float64)
+            new = next_rates(
+                view.rates[view.budgeted],
+                spent_only,
+                view.budgets[view.budgeted],
+                planned_fraction(now),
+                pacing,
+            )
+            view.rates[view.budgeted] = new
+            self._use(lambda: self.store.set_pacing(dict(zip(ids, new.tolist(), strict=True))))
+
+    # -- decision time -------------------------------------------------------------------------------
+
+    def budget_left(self, table: CampaignTable, rows: np.ndarray) -> np.ndarray:
+        """int64 (len(rows),) micros each campaign may still commit; a large number without a budget."""
+        view = self._view_of(table)
+        left = view.budgets[rows] - view.committed[rows]
+        return np.where(view.budgets[rows] > 0, left, np.iinfo(np.int64).max // 4)
+
+    def paced_in(self, table: CampaignTable, rows: np.ndarray) -> np.ndarray:
+        """bool (len(rows),): the campaigns that take part in this auction, by their throttle rates."""
+        view = self._view_of(table)
+        return self.rng.random(len(rows)) < view.rates[rows]
+
+    def under_cap(self, table: CampaignTable, rows: np.ndarray, user: str) -> np.ndarray:
+        """bool (len(rows),): the user has seen each campaign fewer times than its cap allows."""
+        keep = np.ones(len(rows), dtype=bool)
+        capped = np.flatnonzero(table.freq_cap[rows] > 0)
+        if not user or capped.size == 0:
+            return keep
+        capped_rows = rows[capped]
+        ids = [str(c) for c in table.campaign_id[capped_rows]]
+        windows = table.freq_window[capped_rows].tolist()
+        now = self.clock()
+        seen = self._use(lambda: self.store.views(user, ids, windows, now))
+        keep[capped] = np.array(seen) < table.freq_cap[capped_rows]
+        return keep
+
+    def reserve(
+        self, table: CampaignTable, row: int, price: float, key: str, pending: dict[str, Any]
+    ) -> bool:
+        """Reserve the cost of a bid at `price` CPM for `key` ("auction:imp"); False if over budget."""
+        now = self.clock()
+        amount = cost_micros(price)
+        view = self._view_of(table)
+        campaign = str(table.campaign_id[row])
+        pending = {
+            **pending,
+            "freq_window": float(table.freq_window[row]),
+            "freq_cap": int(table.freq_cap[row]),
+        }
+        ok = self._use(
+            lambda: self.store.reserve(
+                utc_day(now),
+                campaign,
+                int(view.budgets[row]),
+                key,
+                amount,
+                now + self.settings.inflight_seconds,
+                pending,
+                now,
+            )
+        )
+        if ok:
+            view.committed[row] += amount
+        elif view.budgets[row] > 0:
+            # Whatever the cache said, the store knows better: stop offering this campaign for now.
+            view.committed[row] = max(view.committed[row], view.budgets[row])
+        return bool(ok)
+
+    # -- notifications -------------------------------------------------------------------------------
+
+    def apply(self, note: Notification) -> tuple[str, dict[str, Any] | None]:
+        """Apply a notification; returns (status, the bid's pending record when the bid was known)."""
+        now = self.clock()
+        ts = note.ts or now
+        price = cost_micros(note.price) if note.price > 0 else None
+        status, pending = self._use(
+            lambda: self.store.apply(
+                MODES[note.type],
+                note.identity,
+                self.settings.dedupe_seconds,
+                utc_day(ts),
+                note.campaign_id,
+                note.bid_key,
+                price,
+                now,
+            )
+        )
+        billed = status == "applied" and note.type in ("win", "impression")
+        if billed and pending and pending.get("user") and pending.get("freq_cap", 0) > 0:
+            user, window = pending["user"], float(pending["freq_window"])
+            self._use(lambda: self.store.add_view(user, note.campaign_id, ts, window))
+        return status, pending
+
+    def summary(self) -> dict[str, float]:
+        """Aggregates for metrics: remaining budget (currency units), campaigns out of budget, mean rate."""
+        view = self._view
+        if view is None or view.budgeted.size == 0:
+            return {"remaining": 0.0, "exhausted": 0.0, "pacing_rate": 1.0, "budgeted": 0.0}
+        budgets, committed = view.budgets[view.budgeted], view.committed[view.budgeted]
+        return {
+            "remaining": float(np.maximum(budgets - committed, 0).sum()) / MICROS,
+            "exhausted": float(np.count_nonzero(committed >= budgets)),
+            "pacing_rate": float(view.rates[view.budgeted].mean()),
+            "budgeted": float(view.budgeted.size),
+        }
+
+    def probe(self) -> bool:
+        """Try the store now, whatever the back-off says; True when it answers."""
+        try:
+            self.store.ping()
+        except StateUnavailable:
+            self._down_until = self.clock() + self.settings.retry_seconds
+            return False
+        self._down_until = 0.0
+        return True

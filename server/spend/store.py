@@ -1,0 +1,209 @@
+"""The live spend state, behind one interface: in-process (one worker) or Redis (several).
+
+Money is integer micros of the campaign's currency: a CPM price p costs p * 1000 micros per impression.
+Spend is kept per campaign and UTC day, so budgets reset at midnight UTC. A bid's cost is reserved when
+it is placed ("in flight") and counted against the budget until its win or loss arrives or it expires, so
+a burst of simultaneous wins cannot overspend. Every operation that checks and changes is atomic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+MICROS_PER_CPM = 1000  # a CPM price of 1.0 costs 0.001 per impression = 1000 micros
+
+
+def cost_micros(price_cpm: float) -> int:
+    return round(price_cpm * MICROS_PER_CPM)
+
+
+class StateUnavailable(Exception):
+    """The shared state store cannot be reached."""
+
+
+class SpendStore(Protocol):
+    def reserve(
+        self,
+        day: str,
+        campaign: str,
+        budget: int,
+        key: str,
+        amount: int,
+        expires: float,
+        pending: dict[str, Any],
+        now: float,
+    ) -> bool:
+        """Reserve `amount` for bid `key` if spent + in flight + amount <= budget (budget 0: no limit)."""
+        ...
+
+    def apply(
+        self,
+        mode: str,
+        event: str,
+        ttl: float,
+        day: str,
+        campaign: str,
+        key: str,
+        price: int | None,
+        now: float,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Apply one notification atomically with its deduplication.
+
+        `mode` is "bill" (a win or a billed impression: the first of them for bid `key` adds `price`, or
+        the reserved amount when None, to spend and ends the reservation), "release" (a loss: ends the
+        reservation) or "mark" (a click or a conversion: only recorded). Returns (status, pending record)
+        where status is "duplicate" (`event` was seen within `ttl` seconds), "billed already" or
+        "applied".
+        """
+        ...
+
+    def spent(self, day: str, campaigns: list[str], now: float) -> list[tuple[int, int]]:
+        """(spent, in flight) micros of each campaign on `day`."""
+        ...
+
+    def add_view(self, user: str, campaign: str, now: float, window: float) -> None: ...
+
+    def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
+        """How often `user` saw each campaign within its window."""
+        ...
+
+    def pacing(self, campaigns: list[str]) -> list[float | None]: ...
+
+    def set_pacing(self, rates: dict[str, float]) -> None: ...
+
+    def lead(self, term: str, ttl: float) -> bool:
+        """True for exactly one caller per `term`: who runs the pacing step for that interval."""
+        ...
+
+    def ping(self) -> None: ...
+
+
+@dataclass
+class _Campaign:
+    inflight: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (amount, expires)
+
+    def sweep(self, now: float) -> int:
+        for key in [k for k, (_, expires) in self.inflight.items() if expires <= now]:
+            del self.inflight[key]
+        return sum(amount for amount, _ in self.inflight.values())
+
+
+class MemoryStore:
+    """In-process state for a single worker. Bounded: dedupe keys and pending bids expire."""
+
+    def __init__(self, max_events: int = 1_000_000) -> None:
+        self._lock = threading.Lock()
+        self._spent: dict[tuple[str, str], int] = {}
+        self._campaigns: dict[str, _Campaign] = {}
+        self._pending: dict[str, tuple[dict[str, Any], float]] = {}
+        self._events: OrderedDict[str, float] = OrderedDict()
+        self._max_events = max_events
+        self._views: dict[tuple[str, str], deque[float]] = {}
+        self._pacing: dict[str, float] = {}
+        self._terms: set[str] = set()
+
+    def reserve(
+        self,
+        day: str,
+        campaign: str,
+        budget: int,
+        key: str,
+        amount: int,
+        expires: float,
+        pending: dict[str, Any],
+        now: float,
+    ) -> bool:
+        with self._lock:
+            state = self._campaigns.setdefault(campaign, _Campaign())
+            inflight = state.sweep(now)
+            if budget > 0 and self._spent.get((day, campaign), 0) + inflight + amount > budget:
+                return False
+            state.inflight[key] = (amount, expires)
+            self._pending[key] = (pending, expires)
+            return True
+
+    def apply(
+        self,
+        mode: str,
+        event: str,
+        ttl: float,
+        day: str,
+        campaign: str,
+        key: str,
+        price: int | None,
+        now: float,
+    ) -> tuple[str, dict[str, Any] | None]:
+        with self._lock:
+            if not self._first_time(event, ttl, now):
+                return "duplicate", None
+            if mode == "mark":
+                return "applied", None
+            if mode == "bill" and not self._first_time(f"billed:{key}", ttl, now):
+                return "billed already", None
+            reserved = self._campaigns.setdefault(campaign, _Campaign()).inflight.pop(key, None)
+            pending = self._pending.pop(key, None)
+            if mode == "bill":
+                amount = price if price is not None else (reserved[0] if reserved else 0)
+                self._spent[(day, campaign)] = self._spent.get((day, campaign), 0) + amount
+            return "applied", pending[0] if pending else None
+
+    def _first_time(self, event: str, ttl: float, now: float) -> bool:
+        while self._events and (
+            next(iter(self._events.values())) <= now or len(self._events) >= self._max_events
+        ):
+            self._events.popitem(last=False)
+        if event in self._events:
+            return False
+        self._events[event] = now + ttl
+        return True
+
+    def spent(self, day: str, campaigns: list[str], now: float) -> list[tuple[int, int]]:
+        with self._lock:
+            out = []
+            for campaign in campaigns:
+                state = self._campaigns.get(campaign)
+                out.append((self._spent.get((day, campaign), 0), state.sweep(now) if state else 0))
+            for key in [k for k, (_, expires) in self._pending.items() if expires <= now]:
+                del self._pending[key]
+            return out
+
+    def add_view(self, user: str, campaign: str, now: float, window: float) -> None:
+        with self._lock:
+            seen = self._views.setdefault((user, campaign), deque())
+            seen.append(now)
+            while seen and seen[0] <= now - window:
+                seen.popleft()
+
+    def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
+        with self._lock:
+            out = []
+            for campaign, window in zip(campaigns, windows, strict=True):
+                seen = self._views.get((user, campaign), ())
+                out.append(sum(1 for t in seen if t > now - window))
+            return out
+
+    def pacing(self, campaigns: list[str]) -> list[float | None]:
+        with self._lock:
+            return [self._pacing.get(c) for c in campaigns]
+
+    def set_pacing(self, rates: dict[str, float]) -> None:
+        with self._lock:
+            self._pacing.update(rates)
+
+    def lead(self, term: str, ttl: float) -> bool:
+        with self._lock:
+            if term in self._terms:
+                return False
+            self._terms.add(term)
+            return True
+
+    def ping(self) -> None:
+        return None
+
+
+def utc_day(now: float) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(now))

@@ -1,0 +1,61 @@
+"""Several processes racing for one campaign's last dollars through a real Redis (used by the tests and
+by benchmarks/spend_race.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import numpy as np
+
+from personabid.index.campaigns import CampaignSpec, Creative, build_table
+from personabid.spend.control import Notification, SpendControl, SpendSettings
+from personabid.spend.redis_store import RedisStore
+from personabid.spend.store import utc_day
+
+MAX_BID = 5.0  # CPM
+
+
+def _table(campaign: str, budget: float):  # type: ignore[no-untyped-def]
+    spec = CampaignSpec(
+        id=campaign, advertiser="a", adomain="a.example", category="IAB1", base_bid=1.0, max_bid=MAX_BID,
+        personas=np.eye(4, dtype=np.float32)[:1], creatives=(Creative("cr", 300, 250),), daily_budget=budget,
+    )  # fmt: skip
+    return build_table([spec])[0]
+
+
+def _worker(url: str, campaign: str, budget: float, worker: int, seconds: float) -> int:
+    spend = SpendControl(RedisStore(url, timeout=1.0), SpendSettings(inflight_seconds=30.0))
+    table = _table(campaign, budget)
+    rng = np.random.default_rng(worker)
+    refused = wins = 0
+    deadline = time.monotonic() + seconds
+    for i in range(100_000):  # bounded in count and in time
+        if refused >= 50 or time.monotonic() > deadline:
+            break
+        bid = float(rng.uniform(1.0, MAX_BID))
+        auction = f"{campaign}-{worker}-{i}"
+        if not spend.reserve(table, 0, bid, f"{auction}:1", {}):
+            refused += 1
+            continue
+        if rng.random() < 0.8:
+            # Second-price clearing: at most the bid.
+            spend.apply(
+                Notification("win", auction, "1", "b", campaign, price=bid * float(rng.uniform(0.5, 1.0)))
+            )
+            wins += 1
+        else:
+            spend.apply(Notification("loss", auction, "1", "b", campaign))
+    return wins
+
+
+def race(
+    url: str, campaign: str, budget: float, workers: int = 4, seconds: float = 20.0
+) -> tuple[float, int]:
+    """Race `workers` processes for `budget` USD; returns (overspend in USD, wins)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        wins = pool.starmap(_worker, [(url, campaign, budget, w, seconds) for w in range(workers)])
+    spent, inflight = RedisStore(url, timeout=1.0).spent(utc_day(time.time()), [campaign], time.time())[0]
+    assert inflight == 0, "every reservation was settled or released"
+    return spent / 1e6 - budget, sum(wins)

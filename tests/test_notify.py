@@ -1,0 +1,178 @@
+"""Notifications over real gRPC: idempotent, checked at the edge, logged for training, and safe when the
+shared state store goes away and comes back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from personabid.client import sample_request
+from personabid.decision.reasons import NoBid
+from personabid.v1 import bidder_pb2 as pb
+from personabid.v1 import bidder_pb2_grpc as pb_grpc
+from personabid.world import World
+from tests.conftest import RedisServer, ThreadedServer, server_settings
+
+
+@pytest.fixture
+def served(demo_dir: Path, tmp_path: Path) -> Iterator[ThreadedServer]:
+    server = ThreadedServer(server_settings(demo_dir, event_log=tmp_path / "events.jsonl")).start()
+    yield server
+    server.stop()
+
+
+def won(
+    stub: pb_grpc.BidderStub, world: World, seed: int = 0, user: str = ""
+) -> tuple[pb.BidRequest, pb.Bid]:
+    """A request and the bid it got (the first seed from `seed` up whose request gets one)."""
+    for s in range(seed, seed + 50):
+        request = sample_request(world, np.random.default_rng(s))
+        if user:
+            request.user.id = user
+        response = stub.Bid(request, timeout=5)
+        if response.seatbid:
+            return request, response.seatbid[0].bid[0]
+    raise AssertionError("no bid in 50 requests")
+
+
+def event(kind: int, request: pb.BidRequest, bid: pb.Bid, price: float = 0.0) -> pb.Event:
+    return pb.Event(
+        type=kind,
+        auction_id=request.id,
+        imp_id=bid.impid,
+        bid_id=bid.id,
+        campaign_id=bid.campaign_id,
+        price=price,
+    )
+
+
+def spent(server: ThreadedServer) -> float:
+    return server.server.registry.get_sample_value("personabid_spend_usd_total") or 0.0
+
+
+def test_duplicate_win_counts_once(served: ThreadedServer, world: World) -> None:
+    with grpc.insecure_channel(served.addr) as channel:
+        stub = pb_grpc.BidderStub(channel)
+        request, bid = won(stub, world)
+        first = stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price * 0.8), timeout=5)
+        second = stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price * 0.8), timeout=5)
+    assert (first.accepted, first.duplicates) == (1, 0)
+    assert (second.accepted, second.duplicates) == (0, 1)
+    assert spent(served) == pytest.approx(bid.price * 0.8 / 1000)
+
+
+def test_invalid_event_is_rejected_naming_its_field(served: ThreadedServer) -> None:
+    with grpc.insecure_channel(served.addr) as channel:
+        ack = pb_grpc.BidderStub(channel).NotifyOne(
+            pb.Event(type=pb.Event.WIN, auction_id="a", imp_id="1", campaign_id="c", price=-2.0), timeout=5
+        )
+    assert ack.rejected == 1
+    assert ack.errors[0].startswith("event.price=-2.0")
+
+
+def test_stream_of_events_is_tallied(served: ThreadedServer, world: World) -> None:
+    with grpc.insecure_channel(served.addr) as channel:
+        stub = pb_grpc.BidderStub(channel)
+        request, bid = won(stub, world)
+        other, lost = won(stub, world, seed=100)
+        events = [
+            event(pb.Event.WIN, request, bid, price=bid.price),
+            event(pb.Event.WIN, request, bid, price=bid.price),
+            event(pb.Event.CLICK, request, bid),
+            event(pb.Event.LOSS, other, lost),
+            pb.Event(type=pb.Event.CLICK, imp_id="1", campaign_id="c"),
+        ]
+        ack = stub.Notify(iter(events), timeout=10)
+    assert (ack.accepted, ack.duplicates, ack.rejected) == (3, 1, 1)
+    assert ack.errors[0].startswith("events[4].auction_id")
+
+
+def test_win_and_click_reach_the_event_log_without_the_raw_user_id(
+    served: ThreadedServer, world: World, tmp_path: Path
+) -> None:
+    with grpc.insecure_channel(served.addr) as channel:
+        stub = pb_grpc.BidderStub(channel)
+        request, bid = won(stub, world, user="raw-user-1234")
+        stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price), timeout=5)
+        stub.NotifyOne(event(pb.Event.CLICK, request, bid), timeout=5)
+    text = (tmp_path / "events.jsonl").read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [(r.get("event", "impression"), r["request_id"], r["campaign"]) for r in records] == [
+        ("impression", request.id, bid.campaign_id),
+        ("click", request.id, bid.campaign_id),
+    ]
+    assert records[0]["user"] and "raw-user-1234" not in text
+
+
+def test_frequency_cap_stops_bids_to_a_user_over_grpc(served: ThreadedServer, world: World) -> None:
+    table = served.server.decider.snapshot.index.campaigns  # type: ignore[union-attr]
+    with grpc.insecure_channel(served.addr) as channel:
+        stub = pb_grpc.BidderStub(channel)
+        shown: dict[str, int] = {}
+        for round_ in range(40):
+            request = sample_request(world, np.random.default_rng(7))
+            request.id = f"cap-{round_}"
+            request.user.id = "capped-user"
+            response = stub.Bid(request, timeout=5)
+            if not response.seatbid:
+                break
+            bid = response.seatbid[0].bid[0]
+            shown[bid.campaign_id] = shown.get(bid.campaign_id, 0) + 1
+            stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price), timeout=5)
+    for campaign, count in shown.items():
+        cap = int(table.freq_cap[np.flatnonzero(table.campaign_id == campaign)[0]])
+        assert cap == 0 or count <= cap, (campaign, count, cap)
+
+
+def test_redis_outage_is_survived_and_recovered(demo_dir: Path, tmp_path: Path, world: World) -> None:
+    redis_server = RedisServer(tmp_path).start()
+    server = ThreadedServer(
+        server_settings(demo_dir, redis_url=redis_server.url, event_log=tmp_path / "e.jsonl")
+    )
+    server.start()
+    try:
+        with grpc.insecure_channel(server.addr) as channel:
+            stub = pb_grpc.BidderStub(channel)
+            request, bid = won(stub, world)
+            assert stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price), timeout=5).accepted == 1
+
+            redis_server.stop()
+            for seed in range(5):
+                started = time.monotonic()
+                response = stub.Bid(sample_request(world, np.random.default_rng(seed)), timeout=5)
+                assert (time.monotonic() - started) * 1000 < 100, "answered within tmax"
+                assert response.seatbid or response.nbr
+            outage = stub.Bid(won_request(world), timeout=5)
+            assert not outage.seatbid and outage.nbr == NoBid.STATE_UNAVAILABLE
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.NotifyOne(event(pb.Event.CLICK, request, bid), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert (server.server.registry.get_sample_value("personabid_state_store_errors_total") or 0) > 0
+
+            redis_server.start()
+            deadline = time.monotonic() + 20
+            recovered = None
+            while time.monotonic() < deadline:
+                answer = stub.Bid(won_request(world), timeout=5)
+                if answer.seatbid:
+                    recovered = answer
+                    break
+                time.sleep(0.2)
+            assert recovered is not None, "bids again once Redis is back"
+            assert stub.NotifyOne(event(pb.Event.CLICK, request, bid), timeout=5).accepted == 1
+    finally:
+        server.stop()
+        redis_server.stop()
+
+
+def won_request(world: World) -> pb.BidRequest:
+    """A request that gets a bid when the state store is up (a demo user, fixed seed, fresh id)."""
+    request = sample_request(world, np.random.default_rng(0))
+    request.id = f"r-{time.monotonic_ns()}"
+    return request

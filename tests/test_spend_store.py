@@ -1,0 +1,106 @@
+"""The spend store's contract, held by both implementations: in-process and a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from personabid.spend.redis_store import RedisStore
+from personabid.spend.store import MemoryStore, SpendStore
+from tests.conftest import RedisServer
+
+DAY = "20261123"
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[SpendStore]:  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server = RedisServer(tmp_path).start()
+    try:
+        yield RedisStore(server.url, timeout=1.0)
+    finally:
+        server.stop()
+
+
+def reserve(
+    store: SpendStore, key: str, amount: int, budget: int = 10_000, expires: float = NOW + 60.0
+) -> bool:
+    return store.reserve(DAY, "c1", budget, key, amount, expires, {"bid": key}, NOW)
+
+
+def test_reservation_within_budget_is_granted(store: SpendStore) -> None:
+    assert reserve(store, "a:1", 6_000)
+
+
+def test_reservation_past_budget_is_refused(store: SpendStore) -> None:
+    assert reserve(store, "a:1", 6_000)
+    assert not reserve(store, "a:2", 6_000)
+
+
+def test_spend_in_flight_counts_until_it_expires(store: SpendStore) -> None:
+    assert reserve(store, "a:1", 6_000, expires=NOW + 5)
+    assert store.spent(DAY, ["c1"], NOW) == [(0, 6_000)]
+    assert store.spent(DAY, ["c1"], NOW + 6) == [(0, 0)]
+    assert store.reserve(DAY, "c1", 10_000, "a:2", 6_000, NOW + 70, {}, NOW + 6)
+
+
+def test_win_moves_its_price_from_flight_to_spend(store: SpendStore) -> None:
+    reserve(store, "a:1", 6_000)
+    status, pending = store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    assert (status, pending) == ("applied", {"bid": "a:1"})
+    assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
+
+
+def test_duplicate_win_counts_once(store: SpendStore) -> None:
+    reserve(store, "a:1", 6_000)
+    store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    status, _ = store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    assert status == "duplicate"
+    assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
+
+
+def test_impression_after_a_win_is_not_billed_again(store: SpendStore) -> None:
+    reserve(store, "a:1", 6_000)
+    store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    status, _ = store.apply("bill", "impression:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
+    assert status == "billed already"
+    assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
+
+
+def test_impression_without_price_bills_the_reserved_amount(store: SpendStore) -> None:
+    reserve(store, "a:1", 6_000)
+    store.apply("bill", "impression:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
+    assert store.spent(DAY, ["c1"], NOW) == [(6_000, 0)]
+
+
+def test_loss_releases_the_reservation(store: SpendStore) -> None:
+    reserve(store, "a:1", 6_000)
+    status, pending = store.apply("release", "loss:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
+    assert (status, pending) == ("applied", {"bid": "a:1"})
+    assert store.spent(DAY, ["c1"], NOW) == [(0, 0)]
+
+
+def test_spend_is_kept_per_day(store: SpendStore) -> None:
+    store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    assert store.spent("20261124", ["c1"], NOW) == [(0, 0)]
+
+
+def test_views_count_within_their_window(store: SpendStore) -> None:
+    for t in (NOW - 100, NOW - 50, NOW - 10):
+        store.add_view("u1", "c1", t, 60)
+    assert store.views("u1", ["c1", "c2"], [60, 60], NOW) == [2, 0]
+
+
+def test_one_leader_per_term(store: SpendStore) -> None:
+    assert store.lead("20261123:1", 120)
+    assert not store.lead("20261123:1", 120)
+    assert store.lead("20261123:2", 120)
+
+
+def test_pacing_rates_are_shared(store: SpendStore) -> None:
+    store.set_pacing({"c1": 0.25})
+    assert store.pacing(["c1", "c2"]) == [0.25, None]

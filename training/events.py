@@ -1,0 +1,246 @@
+"""The service's own impression log: its schema, the writer the server calls, and the reader training uses.
+
+JSON Lines, UTF-8, appended in time order. An impression record, one per shown impression:
+
+    {"v": 1, "ts": 1763913600.25, "request_id": "08259a83", "imp_id": "1",
+     "user": "3f1c0e...", "campaign": "cmp-003717", "advertiser": "advertiser-00858",
+     "category": "IAB3-1", "devicetype": 4, "os": "ios", "country": "USA", "w": 320, "h": 50,
+     "match": 0.9012, "pctr": 0.031, "price": 3.41, "model": "20261123T160622Z-1a2b3c", "click": 0}
+
+    v            int    schema version, 1
+    ts           number unix seconds (UTC) of the impression; orders the log for the held-out split
+    request_id   str    the auction's id; imp_id: the impression's id within it
+    user         str    pseudonym of the user id (HMAC-SHA256, privacy.Pseudonymizer); "" without one.
+                        The raw id is never written: the writer pseudonymises it.
+    campaign, advertiser, category
+                 str    the campaign that was shown, as the index's campaign table names them
+    devicetype   int    OpenRTB device type, 0..8;  os: str;  country: str, ISO-3166 alpha-3 or ""
+    w, h         int    slot size in pixels, 0 when any size was allowed
+    match        number persona similarity of user and campaign, in [-1, 1]
+    pctr, price  number the prediction and the CPM bid that won, when known (not features)
+    model        str    the model version that predicted it, when known
+    click        int    1 if the impression was clicked (when known as it is written), else 0
+
+A click that comes after its impression was written is a record of its own, joined onto the impression
+by (request_id, imp_id, campaign); conversions are recorded the same way and not read here:
+
+    {"v": 1, "event": "click", "ts": 1763913641.0, "request_id": "08259a83", "imp_id": "1",
+     "campaign": "cmp-003717"}
+
+An impression is clicked if its own `click` is 1 or a click record names it; a click whose impression is
+not in the log is ignored. Click records are few, so the reader collects them in a quick first look at
+the file (lines naming an "event") and needs no impression to stay in memory.
+
+The features are exactly those the decision path computes (`personabid.decision.score`): the same
+tokens of the same raw values, through the model's own feature specification.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from personabid.privacy import Pseudonymizer
+from personabid.training.features import request_tokens, slot_token, token
+from personabid.training.logs import DEFAULT_CHUNK_ROWS, BadRows, Chunk, line_batches, open_text
+
+VERSION = 1
+TEXT_FIELDS = ("campaign", "advertiser", "category", "os", "country")
+EVENTS = ("click", "conversion")  # records that follow an impression
+
+
+@dataclass(frozen=True)
+class ImpressionEvent:
+    """One shown impression, as the server knows it; `user_id` is raw and never leaves unhashed."""
+
+    ts: float
+    user_id: str
+    campaign: str
+    advertiser: str
+    category: str
+    devicetype: int
+    os: str
+    country: str
+    w: int
+    h: int
+    match: float
+    click: int = 0
+    request_id: str = ""
+    imp_id: str = ""
+    pctr: float | None = None
+    price: float | None = None
+    model: str = ""
+
+
+class EventWriter:
+    """Appends impressions to a JSON Lines event log. Use one writer per file."""
+
+    def __init__(self, path: Path, pseudonymize: Pseudonymizer) -> None:
+        self.path = path
+        self._pseudonymize = pseudonymize
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = path.open("a", encoding="utf-8")
+
+    def write(self, impressions: Iterable[ImpressionEvent]) -> int:
+        """Append `impressions` (flushed before returning); returns how many were written."""
+        lines = [json.dumps(self.record(i), separators=(",", ":")) for i in impressions]
+        if lines:
+            self._handle.write("\n".join(lines) + "\n")
+            self._handle.flush()
+        return len(lines)
+
+    def record(self, impression: ImpressionEvent) -> dict[str, Any]:
+        """The JSON object of one impression, with the user id replaced by its pseudonym."""
+        record: dict[str, Any] = {
+            "v": VERSION,
+            "ts": impression.ts,
+            "request_id": impression.request_id,
+            "imp_id": impression.imp_id,
+            "user": self._pseudonymize(impression.user_id),
+            "campaign": impression.campaign,
+            "advertiser": impression.advertiser,
+            "category": impression.category,
+            "devicetype": int(impression.devicetype),
+            "os": impression.os,
+            "country": impression.country,
+            "w": int(impression.w),
+            "h": int(impression.h),
+            # float32 similarities survive the round trip through float64 text exactly.
+            "match": float(impression.match),
+        }
+        if impression.pctr is not None:
+            record["pctr"] = float(impression.pctr)
+        if impression.price is not None:
+            record["price"] = float(impression.price)
+        if impression.model:
+            record["model"] = impression.model
+        record["click"] = int(impression.click)
+        return record
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_events(path: Path, bad: BadRows, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[Chunk]:
+    """Chunks of an event log, with the serving schema's fields and the clicks joined onto their
+    impressions; unreadable records go to `bad`."""
+    clicked = _clicked(path)
+    cache: dict[str, int] = {}
+    with open_text(path) as handle:
+        for first, lines in line_batches(handle, chunk_rows):
+            records = []
+            numbers = []
+            for offset, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                record, reason = _parse(line)
+                if reason:
+                    bad.add(first + offset, reason)
+                elif "event" not in record:
+                    if record["click"] == 0 and _key(record) in clicked:
+                        record["click"] = 1
+                    records.append(record)
+                    numbers.append(first + offset)
+            if len(cache) > 1 << 20:
+                cache.clear()
+            yield _chunk(records, numbers, cache)
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return record.get("request_id"), record.get("imp_id"), record.get("campaign")
+
+
+def _clicked(path: Path) -> set[tuple[Any, Any, Any]]:
+    """The (request_id, imp_id, campaign) of every well-formed click record."""
+    clicked = set()
+    with open_text(path) as handle:
+        for line in handle:
+            if '"event"' in line:
+                record, reason = _parse(line)
+                if not reason and record.get("event") == "click":
+                    clicked.add(_key(record))
+    return clicked
+
+
+def _parse(line: str) -> tuple[dict[str, Any], str]:
+    """The record of a line, checked, or why it is unreadable."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}, "not JSON"
+    if not isinstance(record, dict):
+        return {}, "not a JSON object"
+    if record.get("v") != VERSION:
+        return {}, f"v={record.get('v')!r}: schema version {VERSION} expected"
+    if "event" in record:
+        return _parse_event(record)
+    for name in TEXT_FIELDS:
+        if not isinstance(record.get(name), str):
+            return {}, f"{name}={record.get(name)!r}: a string expected"
+    devicetype = record.get("devicetype")
+    if type(devicetype) is not int or not 0 <= devicetype <= 8:
+        return {}, f"devicetype={devicetype!r}: an integer 0..8 expected"
+    for name in ("w", "h"):
+        if type(record.get(name)) is not int or record[name] < 0:
+            return {}, f"{name}={record.get(name)!r}: a non-negative integer expected"
+    match = record.get("match")
+    if not _is_number(match) or not -1.0 <= match <= 1.0:
+        return {}, f"match={match!r}: a number in [-1, 1] expected"
+    ts = record.get("ts")
+    if not _is_number(ts) or ts < 0:
+        return {}, f"ts={ts!r}: unix seconds expected"
+    if record.get("click") not in (0, 1) or type(record.get("click")) is not int:
+        return {}, f"click={record.get('click')!r}: 0 or 1 expected"
+    return record, ""
+
+
+def _parse_event(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    if record["event"] not in EVENTS:
+        return {}, f"event={record['event']!r}: one of {EVENTS} expected"
+    for name in ("request_id", "imp_id", "campaign"):
+        if not isinstance(record.get(name), str) or not record[name]:
+            return {}, f"{name}={record.get(name)!r}: the {record['event']}'s impression is not named"
+    return record, ""
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _chunk(records: list[dict[str, Any]], numbers: list[int], cache: dict[str, int]) -> Chunk:
+    def tokens_of(name: str) -> np.ndarray:
+        values = [r[name] for r in records]
+        for value in set(values).difference(cache):
+            cache[value] = token(value)
+        return np.fromiter(map(cache.__getitem__, values), dtype=np.uint64, count=len(values))
+
+    n = len(records)
+    context = {name: np.empty(n, dtype=np.uint64) for name in ("devicetype", "os", "country")}
+    for i, r in enumerate(records):
+        for name, value in request_tokens(r["devicetype"], r["os"], r["country"]).items():
+            context[name][i] = value
+    return Chunk(
+        tokens={
+            "campaign": tokens_of("campaign"),
+            "advertiser": tokens_of("advertiser"),
+            "category": tokens_of("category"),
+            **context,
+            "slot": np.fromiter((slot_token(r["w"], r["h"]) for r in records), dtype=np.uint64, count=n),
+        },
+        labels=np.fromiter((r["click"] for r in records), dtype=np.float64, count=n),
+        lines=np.array(numbers, dtype=np.int64),
+        time=np.fromiter((round(r["ts"] * 1000) for r in records), dtype=np.int64, count=n),
+        match=np.fromiter((r["match"] for r in records), dtype=np.float32, count=n),
+    )
