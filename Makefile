@@ -6,13 +6,15 @@ DATA ?= var/demo
 SERVE_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto run demo test lint bench-decision clean
+.PHONY: help install proto run demo test lint bench-decision bench bench-smoke clean
 
 help:
 	@echo "make run     set up .venv, build the demo world if missing, serve on 127.0.0.1:50051 (metrics :9464)"
 	@echo "make test    set up .venv and run the whole test suite"
 	@echo "make proto   regenerate the gRPC stubs from proto/"
 	@echo "make lint    ruff"
+	@echo "make bench   the whole benchmark suite: micro (pytest-benchmark) and end to end (personabid bench)"
+	@echo "make bench-smoke  a short end-to-end run (under 2 minutes), checked for complete, sane results"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +46,22 @@ lint: install
 bench-decision: install
 	mkdir -p benchmarks/results
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results/decision.json
+
+# The whole suite: every micro benchmark (the 100k and 1M catalogs too: built once, cached under
+# benchmarks/results/worlds/), then the end-to-end run; RESULTS.md's Micro and End to end sections are
+# rewritten from the results (its other sections are left alone).
+bench: install
+	mkdir -p benchmarks/results
+	PERSONABID_BENCH_SLOW=1 $(BIN)/python -m pytest benchmarks --benchmark-only \
+		--benchmark-json=benchmarks/results/micro.json
+	$(BIN)/personabid bench --plan full --out benchmarks/results/e2e \
+		--micro benchmarks/results/micro.json --update-results benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/check_results.py benchmarks/results/e2e/results.json
+
+# CI runs this: short, on the 10k catalog; checks the results are complete and sane, never a time.
+bench-smoke: install
+	$(BIN)/personabid bench --plan smoke --out benchmarks/results/smoke
+	$(BIN)/python benchmarks/check_results.py benchmarks/results/smoke/results.json
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .benchmarks

@@ -11,6 +11,7 @@ on a shared machine that would fail for reasons that are not bugs. Exits 1 listi
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PERCENTILES = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
-MAX_ERROR_RATE = 0.05  # closed loops and loads below saturation: failures there are bugs, not load
+MAX_ERROR_RATE = 0.05  # closed loops and moderate open loops: failures there are bugs, not load
 PROFILE_PARTS = ("decode", "to_auction", "match", "filter", "score", "price", "encode", "total")
 
 
@@ -39,15 +40,20 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         values = [latency.get(p) for p in PERCENTILES]
         need(
             all(isinstance(v, int | float) and v > 0 for v in values)
-            and all(a <= b for a, b in zip(values, values[1:], strict=False)),
+            and all(a <= b for a, b in itertools.pairwise(values)),
             f"{where}: latency percentiles missing or out of order: {values}",
         )
         for rate in ("error_rate", "no_bid_rate"):
             value = run.get(rate)
             need(value is None or 0.0 <= value <= 1.0, f"{where}: {rate}={value} is not a share")
-        overloaded = run.get("offered_fraction", 0.0) > 0.9
+        # Past half its closed-loop throughput an open loop may overload the service, or its own client
+        # (two cores for both): failures there are what the sweep is for, not bugs.
+        overloaded = run.get("offered_fraction", 0.0) > 0.5
         if not overloaded:
-            need((run.get("error_rate") or 0.0) <= MAX_ERROR_RATE, f"{where}: error rate {run.get('error_rate')}")
+            need(
+                (run.get("error_rate") or 0.0) <= MAX_ERROR_RATE,
+                f"{where}: error rate {run.get('error_rate')}",
+            )
         need((run.get("server_cpu_us_per_request") or 0) > 0, f"{where}: no server CPU per request")
         need(run.get("request_bytes_mean", 0) > 0, f"{where}: no request bytes")
     expected = {
@@ -56,7 +62,11 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         for service in ("echo", "bidder")
         for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open"))
     }
-    expected |= {("workers", s, plan["workers_size"], r, "closed") for s in ("echo", "bidder") for r in ("unary", "stream")}
+    expected |= {
+        ("workers", s, plan["workers_size"], r, "closed")
+        for s in ("echo", "bidder")
+        for r in ("unary", "stream")
+    }
     expected |= {("open-stream", s, plan["sweep_size"], "stream", "open") for s in ("echo", "bidder")}
     seen = {(r["block"], r["service"], r["campaigns"], r["rpc"], r["mode"]) for r in runs}
     need(expected <= seen, f"runs missing: {sorted(expected - seen)}")

@@ -12,9 +12,11 @@ Run: make bench (all sizes) or make bench-decision (10k).
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -34,30 +36,41 @@ from personabid.index.store import load_index
 
 TOP_K = 100
 TYPES = ("flat", "hnsw", "ivfpq")
-QUERY_SEED = 5  # neither the build's tuning queries (seed 0) nor the index benchmark's (1)
+QUERY_SEED = 5  # neither the tuning's queries (seeds 0 and 1) nor the index benchmark's
 MIN_RECALL = 0.85  # a sanity floor for "the search answers the question", not the build's target
 
 
-def _index(world: Path, index_type: str) -> faiss.Index:
-    """The world's own index if it is of `index_type`, else one built from its personas (cached)."""
+def _index(world: Path, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
+    """The world's own index if it is of `index_type`, else one built from its personas (cached); and its
+    search parameters."""
     bundle = load_index(world / "index")
     if bundle.manifest["index_type"] == index_type:
-        return bundle.index
-    cache = world / "bench-indexes"
-    path, params_path = cache / f"{index_type}.faiss", cache / f"{index_type}.json"
-    if path.is_file() and params_path.is_file():
-        index = faiss.read_index(str(path))
-        apply_search_params(index, json.loads(params_path.read_text()))
-        return index
+        return bundle.index, bundle.manifest.get("index_params", {})
     personas = bundle.index.reconstruct_n(0, bundle.index.ntotal)
     choice = choose(len(personas), personas.shape[1], index_type)
+    # Keyed by the build's parameters: a cached index of an older build is not reused.
+    digest = hashlib.sha256(json.dumps(choice.params, sort_keys=True).encode()).hexdigest()[:12]
+    path = world / "bench-indexes" / f"{index_type}-{digest}.faiss"
+    params_path = path.with_suffix(".json")
+    if path.is_file() and params_path.is_file():
+        index, params = faiss.read_index(str(path)), json.loads(params_path.read_text())
+        apply_search_params(index, params)
+        return index, params
     index = build(personas, choice, seed=0)
-    queries = realistic_queries(personas, min(1000, len(personas)), seed=0)
-    params, _ = tune(index, choice, exact_neighbours(personas, queries, TOP_K), queries, 0.95)
-    cache.mkdir(exist_ok=True)
+    count = min(1000, len(personas))
+    tuning = realistic_queries(personas, count, seed=0)
+    held_out = realistic_queries(personas, count, seed=1)
+    params, *_ = tune(
+        index,
+        choice,
+        (tuning, exact_neighbours(personas, tuning, TOP_K)),
+        (held_out, exact_neighbours(personas, held_out, TOP_K)),
+        0.95,
+    )
+    path.parent.mkdir(exist_ok=True)
     faiss.write_index(index, str(path))
     params_path.write_text(json.dumps(params))
-    return index
+    return index, params
 
 
 @functools.cache
@@ -70,13 +83,18 @@ def _held_out(world: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _search_benchmark(benchmark: BenchmarkFixture, world: Path, index_type: str) -> None:
-    index = _index(world, index_type)
+    index, params = _index(world, index_type)
     queries, truth = _held_out(world)
     _, found = index.search(queries, TOP_K)
     recall = np.mean([len(set(t) & set(f)) / TOP_K for t, f in zip(truth, found, strict=True)])
     assert recall >= MIN_RECALL, f"{index_type} recall@{TOP_K} {recall:.3f}"
     benchmark.extra_info.update(
-        {"index_type": index_type, "vectors": int(index.ntotal), "recall_at_100": round(float(recall), 4)}
+        {
+            "index_type": index_type,
+            "vectors": int(index.ntotal),
+            **{k: v for k, v in params.items() if k in ("efSearch", "nprobe")},
+            "recall_at_100": round(float(recall), 4),
+        }
     )
     cycle = itertools.cycle([q.reshape(1, -1) for q in queries])
     benchmark(lambda: index.search(next(cycle), TOP_K))

@@ -1,18 +1,21 @@
 """FAISS indexes over persona vectors: which type, built how, searched with which parameters.
 
 Personas are unit vectors and matching is by inner product (cosine similarity). The type follows the
-catalog's size unless the operator names one (thresholds measured by benchmarks/index_build.py, figures
-in benchmarks/RESULTS.md):
+catalog's size unless the operator names one (thresholds from benchmarks/index_build.py; figures in
+benchmarks/RESULTS.md, one query, k=100, 226 dims, one core):
 
-- flat (exact) up to FLAT_MAX vectors: a one-query search over 50k personas of 226 dims takes about
-  0.8 ms on one core, past which a graph is cheaper at the same recall;
-- HNSW above that, while its memory estimate (vectors plus graph links) fits the memory budget;
-- IVF-PQ where it does not: 2 dimensions per sub-quantizer byte keeps recall@100 near 0.97 on realistic
-  queries at about an eighth of the memory of the raw vectors.
+- flat (exact) up to FLAT_MAX vectors: 10k vectors answer in about 0.15 ms; past that flat grows
+  linearly (25k: 0.8 ms, 50k: 1.5 ms) while HNSW stays near 0.15 ms at recall 0.99+;
+- HNSW above that, while its memory estimate (vectors plus graph links) fits the memory budget; large
+  graphs are built with a wider beam (efConstruction), without which recall@100 stalls near 0.95 at 1M;
+- IVF-PQ where it does not: product codes of 4 dimensions per byte find candidates, and an 8-bit scalar
+  copy of the vectors re-ranks four times k of them, since PQ codes alone stall near recall 0.87-0.93:
+  about 290 bytes per vector against about 1,160 for HNSW.
 
 The build then measures recall@K against exact search on queries near the personas (how real users look:
-a persona plus noise, not uniform noise) and tunes efSearch or nprobe to the cheapest value that meets
-the recall target.
+a persona plus noise, not uniform noise), tunes efSearch or nprobe to the cheapest value that meets the
+recall target, and confirms it on a second, held-out set of queries, so that the target is not met only
+on the queries the tuning saw.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FLAT_MAX = 50_000
+FLAT_MAX = 10_000
 MEMORY_BUDGET_BYTES = 2 << 30
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
+HNSW_LARGE = 300_000  # from here on, a wider construction beam
+HNSW_EF_CONSTRUCTION_LARGE = 200
+REFINE_FACTOR = 4
 EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 PQ_TRAIN_MAX = 100_000
 QUERY_NOISE = 0.6  # norm of the noise added to a persona to make a query: cosine about 0.86
@@ -49,7 +55,7 @@ def memory_estimate(index_type: str, n: int, dims: int) -> int:
         return n * dims * 4
     if index_type == "hnsw":
         return n * (dims * 4 + HNSW_M * 2 * 4 + 16)
-    return n * (math.ceil(dims / 2) + 8) + _nlist(n) * dims * 4
+    return n * (math.ceil(dims / 4) + dims + 8) + _nlist(n) * dims * 4
 
 
 def choose(
@@ -65,10 +71,11 @@ def choose(
     if index_type == "flat":
         return IndexChoice("flat")
     if index_type == "hnsw":
-        return IndexChoice("hnsw", {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": 64})
+        construction = HNSW_EF_CONSTRUCTION if n_vectors < HNSW_LARGE else HNSW_EF_CONSTRUCTION_LARGE
+        return IndexChoice("hnsw", {"M": HNSW_M, "efConstruction": construction, "efSearch": 64})
     if index_type == "ivfpq":
-        pq_m = math.ceil(dims / 2)
-        return IndexChoice("ivfpq", {"nlist": _nlist(n_vectors), "pq_m": pq_m, "pq_bits": 8, "nprobe": 8})
+        params = {"nlist": _nlist(n_vectors), "pq_m": math.ceil(dims / 4), "pq_bits": 8, "nprobe": 8}
+        return IndexChoice("ivfpq", {**params, "refine": "SQ8", "k_factor": REFINE_FACTOR})
     raise ValueError(f"index_type={index_type!r}: expected auto, flat, hnsw or ivfpq")
 
 
@@ -90,8 +97,10 @@ def build(
     else:
         index = _ivfpq(dims, choice.params)
         sample = vectors
-        if n > PQ_TRAIN_MAX:
-            sample = vectors[np.random.default_rng(seed).choice(n, PQ_TRAIN_MAX, replace=False)]
+        # The coarse quantizer wants about 40 points per list; the PQ, far fewer than that.
+        wanted = max(PQ_TRAIN_MAX, 40 * choice.params["nlist"])
+        if n > wanted:
+            sample = vectors[np.random.default_rng(seed).choice(n, wanted, replace=False)]
         log.info(
             "training IVF-PQ (nlist %d, %d sub-quantizers) on %d vectors",
             choice.params["nlist"],
@@ -110,15 +119,21 @@ def build(
 
 
 def _ivfpq(dims: int, params: dict[str, Any]) -> faiss.Index:
-    padded = params["pq_m"] * 2
+    padded = params["pq_m"] * 4
     quantizer = faiss.IndexFlatIP(padded)
     ivf = faiss.IndexIVFPQ(
         quantizer, padded, params["nlist"], params["pq_m"], params["pq_bits"], faiss.METRIC_INNER_PRODUCT
     )
-    if padded == dims:
-        return ivf
-    # Padding with zeros keeps every inner product and lets an odd dimension split into 2-d sub-vectors.
-    return faiss.IndexPreTransform(faiss.RemapDimensionsTransform(dims, padded, False), ivf)
+    # Padding with zeros keeps every inner product and lets any dimension split into 4-d sub-vectors.
+    coarse = (
+        ivf
+        if padded == dims
+        else faiss.IndexPreTransform(faiss.RemapDimensionsTransform(dims, padded, False), ivf)
+    )
+    refine = faiss.IndexScalarQuantizer(dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexRefine(coarse, refine)
+    index.k_factor = params["k_factor"]
+    return index
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
@@ -126,13 +141,19 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
         faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])
     if "nprobe" in params:
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    if "k_factor" in params:
+        faiss.downcast_index(index).k_factor = float(params["k_factor"])
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """int64 (q, k) labels of the exact top-k by inner product."""
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    _, labels = exact.search(queries, min(k, vectors.shape[0]))
+    # faiss.knn scans the matrix in place: no second copy of a large catalog's vectors.
+    _, labels = faiss.knn(
+        queries,
+        np.ascontiguousarray(vectors, dtype=np.float32),
+        min(k, vectors.shape[0]),
+        metric=faiss.METRIC_INNER_PRODUCT,
+    )
     return labels
 
 
@@ -144,28 +165,36 @@ def recall_at_k(index: faiss.Index, truth: np.ndarray, queries: np.ndarray) -> f
 
 
 def tune(
-    index: faiss.Index, choice: IndexChoice, truth: np.ndarray, queries: np.ndarray, target: float
-) -> tuple[dict[str, Any], float]:
-    """The cheapest search parameter that meets `target` recall (or the best one tried) and its recall."""
+    index: faiss.Index,
+    choice: IndexChoice,
+    tuning: tuple[np.ndarray, np.ndarray],
+    held_out: tuple[np.ndarray, np.ndarray],
+    target: float,
+) -> tuple[dict[str, Any], float, float]:
+    """The cheapest search parameter whose recall meets `target` on the tuning queries and on held-out
+    ones (or the last one tried), with both recalls. `tuning` and `held_out` are (queries, exact top-k)."""
+    params = dict(choice.params)
     if choice.index_type == "flat":
-        return {}, recall_at_k(index, truth, queries)
+        return params, recall_at_k(index, tuning[1], tuning[0]), recall_at_k(index, held_out[1], held_out[0])
     name, steps = (
         ("efSearch", EF_SEARCH_STEPS)
         if choice.index_type == "hnsw"
         else ("nprobe", _nprobe_steps(choice.params["nlist"]))
     )
-    params = dict(choice.params)
-    recall = 0.0
+    recall = held = 0.0
     for value in steps:
-        if name == "efSearch" and value < truth.shape[1]:
+        if name == "efSearch" and value < tuning[1].shape[1]:
             continue  # HNSW returns at most efSearch results
         params[name] = value
         apply_search_params(index, params)
-        recall = recall_at_k(index, truth, queries)
+        recall = recall_at_k(index, tuning[1], tuning[0])
         log.info("tuning: %s=%d gives recall %.4f", name, value, recall)
         if recall >= target:
-            break
-    return params, recall
+            held = recall_at_k(index, held_out[1], held_out[0])
+            log.info("tuning: %s=%d gives recall %.4f on held-out queries", name, value, held)
+            if held >= target:
+                break
+    return params, recall, held
 
 
 def _nprobe_steps(nlist: int) -> list[int]:

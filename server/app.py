@@ -74,7 +74,12 @@ class BidServer:
         store = RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
         self.spend = SpendControl(
             store,
-            SpendSettings(inflight_seconds=settings.inflight_seconds),
+            SpendSettings(
+                inflight_seconds=settings.inflight_seconds,
+                # Workers that keep spend in their own memory split each budget, so that together they
+                # cannot spend more than it; with Redis they share one ledger.
+                budget_share=1.0 if settings.redis_url else 1.0 / settings.workers,
+            ),
             on_error=self.metrics.state_errors.inc,
         )
         self.reloader = Reloader(

@@ -14,8 +14,9 @@ What the workers share and what they do not:
   in its ready line), since a Prometheus registry is per process;
 - Admin: worker 0 only, on the admin address. A reload through Admin reaches worker 0; every worker
   watches the artifact roots, so a new version made current (CURRENT) reaches them all;
-- spend state: per process unless `--redis-url` shares it; without Redis each worker enforces every
-  budget on its own, so N workers may spend up to N times a budget (logged as a warning).
+- spend state: per process unless `--redis-url` shares it; without Redis each worker keeps its own
+  ledger over its share of every budget (1/N, app.BidServer), so that together they cannot overspend,
+  but a campaign's budget left in one worker cannot be spent by another (logged as a warning).
 
 SIGTERM or SIGINT to the parent is forwarded to every worker, which drains as a single server does; the
 parent exits 0 when every worker did. A worker that dies takes the others down with it (the parent exits
@@ -45,8 +46,9 @@ def serve_workers(settings: Settings) -> int:
     check_ports(settings)
     if not settings.redis_url:
         log.warning(
-            "%d workers keep their spend state each in its own process: each enforces every budget alone "
-            "(give --redis-url to share it)",
+            "%d workers keep their spend state each in its own process, each with 1/%d of every budget "
+            "(give --redis-url to share one ledger)",
+            settings.workers,
             settings.workers,
         )
 

@@ -153,3 +153,8 @@ def test_inspect_checks_every_file(hnsw_version: Path, tmp_path: Path) -> None:
         personabid("index", "inspect", str(copy)), capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 1 and "persona_rows.npy: sha256" in bad.stderr
+
+
+def test_recall_target_also_holds_on_held_out_queries(hnsw_version: Path) -> None:
+    recall = load_index(hnsw_version).manifest["recall"]
+    assert recall["held_out"] >= recall["target"] == 0.97

@@ -140,3 +140,24 @@ def test_pacing_spreads_the_budget_over_the_day() -> None:
     assert 8.0 <= hourly[11] <= 12.0, "half the budget by midday"
     assert hourly[23] >= 18.0, "most of the budget by the end of the day"
     assert hourly[23] <= 20.0 + 0.005, "never more than the budget and one bid"
+
+
+def test_a_worker_without_shared_state_commits_only_its_share_of_a_budget() -> None:
+    clock = Clock(MIDNIGHT + 3600)
+    spend = SpendControl(MemoryStore(), SpendSettings(budget_share=0.5), clock=clock)
+    t = table(budget=0.01)  # 10,000 micros, of which this worker may commit 5,000
+    assert spend.reserve(t, 0, 4.0, "a1:1", {})
+    assert not spend.reserve(t, 0, 4.0, "a2:1", {})
+
+
+def test_refresh_picks_up_spend_made_by_another_process() -> None:
+    clock = Clock(MIDNIGHT + 3600)
+    store = MemoryStore()
+    mine, other = (SpendControl(store, SpendSettings(), clock=clock) for _ in range(2))
+    t = table(budget=0.01)
+    mine.refresh(t)
+    other.refresh(table(budget=0.01))
+    assert other.reserve(other._view.table, 0, 4.0, "a1:1", {})  # type: ignore[union-attr]
+    clock.now += 1
+    mine.refresh(t)
+    assert mine.budget_left(t, ROWS)[0] == 10_000 - 4_000

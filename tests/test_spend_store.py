@@ -104,3 +104,11 @@ def test_one_leader_per_term(store: SpendStore) -> None:
 def test_pacing_rates_are_shared(store: SpendStore) -> None:
     store.set_pacing({"c1": 0.25})
     assert store.pacing(["c1", "c2"]) == [0.25, None]
+
+
+def test_touched_lists_campaigns_that_moved_or_are_in_flight(store: SpendStore) -> None:
+    store.reserve(DAY, "c1", 10_000, "a:1", 1_000, NOW + 60, {}, NOW)
+    store.apply("bill", "win:b:1:b", 3600, DAY, "c2", "b:1", 1_000, NOW)
+    assert sorted(store.touched(DAY, NOW - 1)) == ["c1", "c2"]
+    assert store.touched(DAY, NOW + 30) == ["c1"], "c1 stays touched while its bid is in flight"
+    assert store.touched("20261124", NOW - 1) == []

@@ -49,11 +49,14 @@ def _bench(args: argparse.Namespace) -> int:
     import dataclasses
 
     from personabid.bench import markdown
-    from personabid.bench.runner import PLANS, RESULTS_FILE, Suite
+    from personabid.bench.runner import PLANS, RESULTS_FILE, Plan, Suite, summarize
 
     logging.getLogger("personabid").setLevel(logging.INFO)
     if args.render:
         results = markdown.load(args.out / RESULTS_FILE)
+        # The summary is derived from the runs: derive it again, so that a newer summary reads old runs.
+        plan = Plan(**results["plan"])
+        results["summary"] = summarize(results["runs"], plan, results["profile"], results["services"])
     else:
         plan = PLANS[args.plan]
         if args.sizes:

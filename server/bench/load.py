@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from personabid.v1 import bidder_pb2 as pb
 # Distinct TCP connections per channel: with a shared subchannel pool, every channel of a process to the
 # same address would ride one connection, and SO_REUSEPORT spreads connections, not calls, over workers.
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ async def run_load(spec: LoadSpec, pool: list[bytes], rng: np.random.Generator) 
     tally = _Tally(spec)
     channels = [grpc.aio.insecure_channel(spec.target, options=CHANNEL_OPTIONS) for _ in range(spec.channels)]
     try:
-        await asyncio.gather(*(channel.channel_ready() for channel in channels))
+        await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in channels)), CONNECT_TIMEOUT)
         cpu = asyncio.create_task(_client_cpu(tally))
         await _sleep_until(spec.start_at)
         if spec.rpc == "unary":
@@ -145,7 +147,9 @@ async def run_load(spec: LoadSpec, pool: list[bytes], rng: np.random.Generator) 
                 for channel in channels
             ]
             await _streams(spec, methods, requests, tally, rng)
-        await cpu
+        cpu.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cpu
     finally:
         await asyncio.gather(*(channel.close() for channel in channels))
     tally.result.histogram = tally.histogram.encode()
@@ -154,10 +158,13 @@ async def run_load(spec: LoadSpec, pool: list[bytes], rng: np.random.Generator) 
 
 
 async def _client_cpu(tally: _Tally) -> None:
+    """This process's CPU time in the window (to the load's end, if a count bound ended it sooner)."""
     await _sleep_until(tally.window_start)
     before = time.process_time()
-    await _sleep_until(tally.window_end)
-    tally.result.client_cpu_seconds = time.process_time() - before
+    try:
+        await _sleep_until(tally.window_end)
+    finally:
+        tally.result.client_cpu_seconds = time.process_time() - before
 
 
 async def _sleep_until(t: float) -> None:

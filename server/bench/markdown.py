@@ -74,11 +74,12 @@ def e2e_section(results: dict[str, Any]) -> str:
     labels = {
         "unary_closed": "unary, closed",
         "stream_closed": "stream, closed",
-        "unary_open": f"unary, open {plan['fixed_rate']:g}/s",
+        "unary_open": "unary, open at {}/s",
     }
     for campaigns, by_load in s["bidder"].items():
-        for key, label in labels.items():
+        for key, template in labels.items():
             b = by_load.get(key, {})
+            label = template.format(f"{b.get('offered_rps') or 0:,.0f}")
             lines.append(
                 _row(
                     f"{int(campaigns):,}",
@@ -122,8 +123,8 @@ def e2e_section(results: dict[str, Any]) -> str:
         "",
         f"### Open loop: offered load against latency ({plan['sweep_size']:,} campaigns, unary, Poisson)",
         "",
-        "| service | offered | answered | p50 | p99 | p99.9 | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| service | offered | answered | p50 | p99 | p99.9 | errors | sent late by, p50 / p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, points in s["sweep"]["curves"].items():
         for p in points:
@@ -134,6 +135,7 @@ def e2e_section(results: dict[str, Any]) -> str:
                     _rate(p["throughput_rps"]),
                     *(f"{_us(p[k])} us" for k in ("p50_us", "p99_us", "p99_9_us")),
                     _pct(p["error_rate"]),
+                    f"{_us(p['send_lag_p50_us'])} / {_us(p['send_lag_p99_us'])} us",
                 )
             )
     lines.append("")
@@ -161,10 +163,16 @@ def e2e_section(results: dict[str, Any]) -> str:
         "|---|---:|",
     ]
     lines += [f"| {part} | {value:.1f} us |" for part, value in prof.items()]
+    idle = ", ".join(f"{int(k):,} campaigns {_us(v)} ms/s" for k, v in s["idle_cpu_ms_per_s"].items())
     lines += [
         "",
-        f"The rest, {_us(c['grpc_and_rest'])} us, is gRPC, asyncio and the servicer around the path "
-        "(compare the echo's CPU per request). Top functions: `profile.txt` in the results directory.",
+        f"So a request's {_us(c['server_cpu_bidder'])} us of server CPU is: gRPC and asyncio as the echo "
+        f"pays them, {_us(c['server_cpu_echo'])} us; the path above, {_us(c['in_process_path'])} us; the "
+        f"bidder's background work shared out per request, {_us(c['background'])} us (with no load at all "
+        f"it takes {idle}: the spend refresh reads every campaign's spend each second); and "
+        f"{_us(c['residual'])} us not accounted for in isolation (the server's caches and cores shared with "
+        "the load processes, and GIL hand-offs between the event loop and the background threads). "
+        "Top functions: `profile.txt` in the results directory.",
         "",
         f"Goals at {g['campaigns']:,} campaigns: unary throughput {_x(g['unary_throughput_ratio'])} the echo "
         f"floor (goal 0.80x: {'met' if g['unary_goal_met'] else 'not met'}); streaming throughput "
@@ -186,19 +194,14 @@ def micro_section(micro: dict[str, Any]) -> str:
         "one FAISS thread; medians (IQR) in microseconds. Each benchmark checks its answer before it is "
         "timed.",
         "",
-        "| benchmark | median | IQR | rounds |",
-        "|---|---:|---:|---:|",
+        "| benchmark | median | IQR | rounds | checked |",
+        "|---|---:|---:|---:|---|",
     ]
     for bench in sorted(micro.get("benchmarks", []), key=lambda b: b["fullname"]):
         stats = bench["stats"]
-        lines.append(
-            _row(
-                f"`{bench['name']}`",
-                f"{stats['median'] * 1e6:,.1f}",
-                f"{stats['iqr'] * 1e6:,.1f}",
-                stats["rounds"],
-            )
-        )
+        checked = ", ".join(f"{k} {v}" for k, v in bench.get("extra_info", {}).items())
+        median, iqr = f"{stats['median'] * 1e6:,.1f}", f"{stats['iqr'] * 1e6:,.1f}"
+        lines.append(_row(f"`{bench['name']}`", median, iqr, stats["rounds"], checked))
     lines.append("")
     return "\n".join(lines)
 

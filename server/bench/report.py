@@ -86,6 +86,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {
         "runs": len(runs),
+        "offered_rps": med([run.get("offered_rps") for run in runs]),
         "throughput_rps": med([run["throughput_rps"] for run in runs]),
         "p50_us": latency("p50_us"),
         "p90_us": latency("p90_us"),
@@ -129,6 +130,9 @@ def curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "max_us": run["latency"].get("max_us"),
                 "error_rate": run["error_rate"],
                 "shed": run["shed"],
+                # A client sending late is a client out of CPU: the point measures the load processes too.
+                "send_lag_p50_us": run["send_lag"].get("p50_us"),
+                "send_lag_p99_us": run["send_lag"].get("p99_us"),
             }
         )
     return points

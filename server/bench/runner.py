@@ -127,12 +127,12 @@ class Suite:
         log.info("%s ready at %s (idle CPU %.1f ms/s)", name, service.addr, idle * 1000)
         return service
 
-    def _bidder(self, campaigns: int, workers: int) -> Service:
+    def _bidder(self, campaigns: int, workers: int, block: str = "") -> Service:
+        name = f"bidder-{campaigns}-w{workers}{block}"
         world = ensure_world(self.worlds, campaigns)
-        scratch = self._scratch / f"bidder-{campaigns}-{workers}"
+        scratch = self._scratch / name
         scratch.mkdir(exist_ok=True)
-        command = bidder_command(world, free_port(), workers, scratch)
-        return self._start(f"bidder-{campaigns}-w{workers}", command, workers)
+        return self._start(name, bidder_command(world, free_port(), workers, scratch), workers)
 
     def _echo(self, workers: int, label: str) -> Service:
         return self._start(f"echo-{label}-w{workers}", echo_command(free_port(), workers), workers)
@@ -202,7 +202,10 @@ class Suite:
                     if repeat == 0 and mode == "open":
                         # A moderate load for both, well below what this bidder managed in a closed loop:
                         # the latency of a service that keeps up, not of a queue.
-                        capacity = self.runs[-4]["throughput_rps"]
+                        closed = report.select(
+                            self.runs, block="catalog", service="bidder", campaigns=campaigns, mode="closed"
+                        )
+                        capacity = closed[0]["throughput_rps"]
                         rate = round(min(self.plan.fixed_rate, FIXED_RATE_SHARE * capacity), 1)
                     for name, (service, full_name) in pair.items():
                         other = [s for s, _ in pair.values() if s is not service]
@@ -223,7 +226,7 @@ class Suite:
         """Offered load from low to past saturation, unary, open loop; then an open-loop stream."""
         campaigns = self.plan.sweep_size
         clients.prepare(ensure_world(self.worlds, campaigns))
-        with self._echo(1, "sweep") as echo, self._bidder(campaigns, 1) as bidder:
+        with self._echo(1, "sweep") as echo, self._bidder(campaigns, 1, "-sweep") as bidder:
             pair = {"echo": (echo, ECHO_SERVICE), "bidder": (bidder, BIDDER_SERVICE)}
             capacity = {
                 name: report.medians(
@@ -317,7 +320,7 @@ class Suite:
             "seconds": round(time.perf_counter() - started, 1),
             "machine": machine,
             "services": self.services,
-            "summary": summarize(self.runs, self.plan, profile),
+            "summary": summarize(self.runs, self.plan, profile, self.services),
             "profile": profile,
             "runs": self.runs,
         }
@@ -328,8 +331,11 @@ class Suite:
         return results
 
 
-def summarize(runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any]) -> dict[str, Any]:
-    """The figures a reader wants: the floor, the bidder against it, workers, the sweep, the goals."""
+def summarize(
+    runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The figures a reader wants: the floor, the bidder against it, workers, the sweep, the goals, and
+    what a request's server CPU is made of."""
     select, medians = report.select, report.medians
     floor = {
         rpc: medians(select(runs, block="catalog", service="echo", rpc=rpc, mode="closed"))
@@ -381,6 +387,13 @@ def summarize(runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any]) -
     echo_cpu = floor["unary"].get("server_cpu_us_per_request")
     bidder_cpu = at_goal.get("unary_closed", {}).get("server_cpu_us_per_request")
     in_process = profile["median_us"]["total"]
+    # With no load at all the bidder still works (the spend refresh over every campaign, each second):
+    # its share per request at the closed loop's rate.
+    idle = services.get(f"bidder-{plan.sweep_size}-w1", {}).get("idle_cpu_ms_per_s")
+    rate = at_goal.get("unary_closed", {}).get("throughput_rps")
+    background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
+    parts = (bidder_cpu, echo_cpu, in_process, background)
+    residual = round(parts[0] - sum(parts[1:]), 1) if all(v is not None for v in parts) else None
     return {
         "floor": floor,
         "bidder": bidder,
@@ -392,7 +405,11 @@ def summarize(runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any]) -
             "server_cpu_bidder": bidder_cpu,
             "server_cpu_echo": echo_cpu,
             "in_process_path": in_process,
-            "grpc_and_rest": round(bidder_cpu - in_process, 1) if bidder_cpu is not None else None,
+            "background": background,
+            "residual": residual,
+        },
+        "idle_cpu_ms_per_s": {
+            str(c): services.get(f"bidder-{c}-w1", {}).get("idle_cpu_ms_per_s") for c in plan.sizes
         },
         "goals": {
             "campaigns": plan.sweep_size,

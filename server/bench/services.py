@@ -143,6 +143,8 @@ class Service:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         self._pump.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         self._log.close()
         return self.process.returncode
 

@@ -12,7 +12,6 @@ rather than bid on budgets it cannot check.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ class SpendSettings:
     dedupe_seconds: float = 2 * 86_400.0  # how long a notification's identity is remembered
     refresh_seconds: float = 1.0
     retry_seconds: float = 1.0  # after a store error, how long to answer without the store
+    budget_share: float = 1.0  # the part of each daily budget this process may commit
     pacing: PacingParams = field(default_factory=PacingParams)
 
 
@@ -68,9 +68,13 @@ class _View:
     table: CampaignTable
     budgets: np.ndarray  # int64 micros, 0 = no budget
     committed: np.ndarray  # int64 micros spent or in flight
+    spent: np.ndarray  # int64 micros spent
     rates: np.ndarray  # float64 pacing rates
     budgeted: np.ndarray  # int64 rows with a budget
+    row_of: dict[str, int]  # campaign id -> row, budgeted campaigns only
     refreshed: float = 0.0
+    day: str = ""  # the UTC day the cache holds; "" until the first full read
+    term: int = -1  # the pacing interval last stepped
 
 
 class SpendControl:
@@ -111,45 +115,65 @@ class SpendControl:
     def _view_of(self, table: CampaignTable) -> _View:
         view = self._view
         if view is None or view.table is not table:
-            budgets = np.round(table.daily_budget * MICROS).astype(np.int64)
+            budgets = np.round(table.daily_budget * MICROS * self.settings.budget_share).astype(np.int64)
             budgeted = np.flatnonzero(budgets > 0)
             rates = np.ones(len(table))
             rates[budgeted] = self.settings.pacing.initial_rate
-            view = _View(table, budgets, np.zeros(len(table), dtype=np.int64), rates, budgeted)
+            zeros = np.zeros(len(table), dtype=np.int64)
+            row_of = {str(table.campaign_id[r]): int(r) for r in budgeted}
+            view = _View(table, budgets, zeros, zeros.copy(), rates, budgeted, row_of)
+            # Decisions read the cache, which the server refreshes in the background (refresh_seconds);
+            # until the first refresh every budget looks unspent, and reservations still check the store.
             self._view = view
-            # Decisions read the cache; the server refreshes it in the background every refresh_seconds.
-            with contextlib.suppress(StateUnavailable):
-                self.refresh(table)
         return view
 
     def refresh(self, table: CampaignTable) -> None:
-        """Read spend and pacing rates of every budgeted campaign; run the pacing step when it is due
-        and this process wins the interval's lead."""
-        view = self._view_of(table) if self._view is None or self._view.table is not table else self._view
+        """Bring the cache up to date: every budgeted campaign on a new day (or a new table), else only
+        the campaigns whose spend moved since the last refresh, so that the cost follows the traffic and
+        not the catalog's size. Once per pacing interval, step the controller (the process that wins the
+        interval's lead) or read the rates it wrote (every other process)."""
+        view = self._view_of(table)
         if not self.available:
             raise StateUnavailable("the spend store is unreachable; retrying shortly")
         now = self.clock()
-        view.refreshed = now
-        ids = [str(c) for c in table.campaign_id[view.budgeted]]
         day = utc_day(now)
+        if day != view.day:
+            rows = view.budgeted
+            view.committed[:] = 0
+            view.spent[:] = 0
+        else:
+            touched = self._use(
+                lambda: self.store.touched(day, view.refreshed - self.settings.refresh_seconds)
+            )
+            rows = np.array([view.row_of[c] for c in touched if c in view.row_of], dtype=np.int64)
+        ids = [str(c) for c in table.campaign_id[rows]]
         spent = self._use(lambda: self.store.spent(day, ids, now))
-        view.committed[view.budgeted] = [s + i for s, i in spent]
-        rates = self._use(lambda: self.store.pacing(ids))
-        known = np.array([r is not None for r in rates], dtype=bool)
-        view.rates[view.budgeted[known]] = [r for r in rates if r is not None]
+        if ids:
+            view.spent[rows] = [s for s, _ in spent]
+            view.committed[rows] = [s + i for s, i in spent]
+        view.day, view.refreshed = day, now
+        self._pace(view, now, day)
+
+    def _pace(self, view: _View, now: float, day: str) -> None:
         pacing = self.settings.pacing
-        term = f"{day}:{int(now // pacing.interval)}"
-        if ids and self._use(lambda: self.store.lead(term, pacing.interval * 2)):
-            spent_only = np.array([s for s, _ in spent], dtype=np.float64)
+        term = int(now // pacing.interval)
+        if term == view.term or view.budgeted.size == 0:
+            return
+        view.term = term
+        ids = [str(c) for c in view.table.campaign_id[view.budgeted]]
+        if self._use(lambda: self.store.lead(f"{day}:{term}", pacing.interval * 2)):
+            old = view.rates[view.budgeted]
             new = next_rates(
-                view.rates[view.budgeted],
-                spent_only,
-                view.budgets[view.budgeted],
-                planned_fraction(now),
-                pacing,
+                old, view.spent[view.budgeted], view.budgets[view.budgeted], planned_fraction(now), pacing
             )
             view.rates[view.budgeted] = new
-            self._use(lambda: self.store.set_pacing(dict(zip(ids, new.tolist(), strict=True))))
+            changed = np.flatnonzero(new != old)
+            # Most campaigns sit at rate 1 behind their plan: write only what moved.
+            self._use(lambda: self.store.set_pacing({ids[i]: float(new[i]) for i in changed}))
+        else:
+            rates = self._use(lambda: self.store.pacing(ids))
+            known = np.array([r is not None for r in rates], dtype=bool)
+            view.rates[view.budgeted[known]] = [r for r in rates if r is not None]
 
     # -- decision time -------------------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ local inflight = 0
 for _, amount in ipairs(redis.call('HVALS', KEYS[3])) do inflight = inflight + tonumber(amount) end
 """
 
-# KEYS: spend, inflight, inflight_amount, pending. ARGV: now, budget, key, amount, expires, pending, ttl
+# KEYS: spend, inflight, inflight_amount, pending, touched.
+# ARGV: now, budget, key, amount, expires, pending, ttl, campaign
 RESERVE = (
     _SWEEP
     + """
@@ -37,12 +38,14 @@ if budget > 0 and spent + inflight + amount > budget then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('SET', KEYS[4], ARGV[6], 'EX', ARGV[7])
+redis.call('ZADD', KEYS[5], 'GT', ARGV[5], ARGV[8])
+redis.call('EXPIRE', KEYS[5], 172800)
 return 1
 """
 )
 
-# KEYS: spend, inflight, inflight_amount, pending, event, billed.
-# ARGV: mode, key, price (-1: as reserved), event ttl, day ttl
+# KEYS: spend, inflight, inflight_amount, pending, event, billed, touched.
+# ARGV: mode, key, price (-1: as reserved), event ttl, day ttl, now, campaign
 APPLY = """
 if not redis.call('SET', KEYS[5], 1, 'NX', 'EX', ARGV[4]) then return {'duplicate', false} end
 if ARGV[1] == 'mark' then return {'applied', false} end
@@ -52,6 +55,8 @@ end
 local reserved = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
 redis.call('HDEL', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[7], 'GT', ARGV[6], ARGV[7])
+redis.call('EXPIRE', KEYS[7], ARGV[5])
 if ARGV[1] == 'bill' then
   local price = tonumber(ARGV[3])
   if price < 0 then price = reserved end
@@ -102,9 +107,10 @@ class RedisStore:
             f"pb:inflight:{campaign}",
             f"pb:inflight_amount:{campaign}",
             f"pb:pending:{key}",
+            f"pb:touched:{day}",
         ]
         ttl = max(1, int(expires - now) + 1)
-        args = [now, budget, key, amount, expires, json.dumps(pending), ttl]
+        args = [now, budget, key, amount, expires, json.dumps(pending), ttl, campaign]
         return bool(self._call(lambda: self._reserve(keys=keys, args=args)))
 
     def apply(
@@ -125,10 +131,15 @@ class RedisStore:
             f"pb:pending:{key}",
             f"pb:event:{event}",
             f"pb:billed:{key}",
+            f"pb:touched:{day}",
         ]
-        args = [mode, key, -1 if price is None else price, max(1, int(ttl)), DAY_TTL]
+        args = [mode, key, -1 if price is None else price, max(1, int(ttl)), DAY_TTL, now, campaign]
         status, pending = self._call(lambda: self._apply(keys=keys, args=args))
         return status.decode(), json.loads(pending) if pending else None
+
+    def touched(self, day: str, since: float) -> list[str]:
+        members = self._call(lambda: self._redis.zrangebyscore(f"pb:touched:{day}", since, "+inf"))
+        return [m.decode() for m in members]
 
     def spent(self, day: str, campaigns: list[str], now: float) -> list[tuple[int, int]]:
         def run() -> list[Any]:

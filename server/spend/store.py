@@ -8,6 +8,7 @@ a burst of simultaneous wins cannot overspend. Every operation that checks and c
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import OrderedDict, deque
@@ -61,6 +62,11 @@ class SpendStore(Protocol):
         """
         ...
 
+    def touched(self, day: str, since: float) -> list[str]:
+        """Campaigns whose spend changed on `day` at or after `since`, or whose reservations were still in
+        flight then: the ones a cache refreshed at `since` must read again."""
+        ...
+
     def spent(self, day: str, campaigns: list[str], now: float) -> list[tuple[int, int]]:
         """(spent, in flight) micros of each campaign on `day`."""
         ...
@@ -85,11 +91,28 @@ class SpendStore(Protocol):
 @dataclass
 class _Campaign:
     inflight: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (amount, expires)
+    expiries: list[tuple[float, str]] = field(default_factory=list)  # heap; entries may be stale
+    total: int = 0  # sum of the amounts in flight
+
+    def add(self, key: str, amount: int, expires: float) -> None:
+        self.inflight[key] = (amount, expires)
+        self.total += amount
+        heapq.heappush(self.expiries, (expires, key))
+
+    def pop(self, key: str) -> tuple[int, float] | None:
+        entry = self.inflight.pop(key, None)
+        if entry is not None:
+            self.total -= entry[0]
+        return entry
 
     def sweep(self, now: float) -> int:
-        for key in [k for k, (_, expires) in self.inflight.items() if expires <= now]:
-            del self.inflight[key]
-        return sum(amount for amount, _ in self.inflight.values())
+        """Drop what expired by `now` and return what is still in flight: amortised O(log n) a bid."""
+        while self.expiries and self.expiries[0][0] <= now:
+            expires, key = heapq.heappop(self.expiries)
+            entry = self.inflight.get(key)
+            if entry is not None and entry[1] == expires:
+                self.pop(key)
+        return self.total
 
 
 class MemoryStore:
@@ -105,6 +128,10 @@ class MemoryStore:
         self._views: dict[tuple[str, str], deque[float]] = {}
         self._pacing: dict[str, float] = {}
         self._terms: set[str] = set()
+        self._touched: dict[tuple[str, str], float] = {}
+
+    def _touch(self, day: str, campaign: str, until: float) -> None:
+        self._touched[(day, campaign)] = max(self._touched.get((day, campaign), 0.0), until)
 
     def reserve(
         self,
@@ -122,8 +149,9 @@ class MemoryStore:
             inflight = state.sweep(now)
             if budget > 0 and self._spent.get((day, campaign), 0) + inflight + amount > budget:
                 return False
-            state.inflight[key] = (amount, expires)
+            state.add(key, amount, expires)
             self._pending[key] = (pending, expires)
+            self._touch(day, campaign, expires)
             return True
 
     def apply(
@@ -144,8 +172,9 @@ class MemoryStore:
                 return "applied", None
             if mode == "bill" and not self._first_time(f"billed:{key}", ttl, now):
                 return "billed already", None
-            reserved = self._campaigns.setdefault(campaign, _Campaign()).inflight.pop(key, None)
+            reserved = self._campaigns.setdefault(campaign, _Campaign()).pop(key)
             pending = self._pending.pop(key, None)
+            self._touch(day, campaign, now)
             if mode == "bill":
                 amount = price if price is not None else (reserved[0] if reserved else 0)
                 self._spent[(day, campaign)] = self._spent.get((day, campaign), 0) + amount
@@ -160,6 +189,10 @@ class MemoryStore:
             return False
         self._events[event] = now + ttl
         return True
+
+    def touched(self, day: str, since: float) -> list[str]:
+        with self._lock:
+            return [c for (d, c), until in self._touched.items() if d == day and until >= since]
 
     def spent(self, day: str, campaigns: list[str], now: float) -> list[tuple[int, int]]:
         with self._lock:
