@@ -1,7 +1,7 @@
 """One-query FAISS search (k = 100, one thread, as the server runs it) per index type and catalog size.
 
 The personas are those of the demo world at each size (10k here; 100k and 1M are `slow`, cached under
-benchmarks/results/worlds/). The world's own index is its auto type (flat up to 50,000 vectors, HNSW
+benchmarks/results/worlds/). The world's own index is its auto type (flat up to 10,000 vectors, HNSW
 above); the other types are built from the same vectors and tuned as `personabid index build` tunes
 them (the cheapest efSearch or nprobe reaching recall@100 of 0.95, or the best tried), and cached beside
 the world. Each benchmark first checks the search's recall against exact search on held-out queries.

@@ -5,7 +5,7 @@ catalog's size unless the operator names one (thresholds from benchmarks/index_b
 benchmarks/RESULTS.md, one query, k=100, 226 dims, one core):
 
 - flat (exact) up to FLAT_MAX vectors: 10k vectors answer in about 0.15 ms; past that flat grows
-  linearly (25k: 0.8 ms, 50k: 1.5 ms) while HNSW stays near 0.15 ms at recall 0.99+;
+  linearly (25k: 0.6 ms, 50k: 1.4 ms) while HNSW stays near 0.15 ms at recall 0.99+;
 - HNSW above that, while its memory estimate (vectors plus graph links) fits the memory budget; large
   graphs are built with a wider beam (efConstruction), without which recall@100 stalls near 0.95 at 1M;
 - IVF-PQ where it does not: product codes of 4 dimensions per byte find candidates, and an 8-bit scalar

@@ -20,13 +20,18 @@ def parse_request(text: str) -> pb.BidRequest:
 
     OpenRTB fields that the API does not carry are ignored; `site.publisher.id` becomes
     `site.publisher_id`, and 0/1 flags written as booleans are read as numbers, as exchanges send both.
+    OpenRTB 2.5's `regs.ext.gdpr` and `user.ext.consent` stand for 2.6's `regs.gdpr` and `user.consent`.
     """
     data = json.loads(text)
     if isinstance(data, dict):
         site = data.get("site")
         if isinstance(site, dict) and isinstance(site.get("publisher"), dict) and "publisher_id" not in site:
             site["publisher_id"] = str(site["publisher"].get("id", ""))
-        regs = data.get("regs")
+        regs, user = data.get("regs"), data.get("user")
+        for part, name in ((regs, "gdpr"), (user, "consent")):
+            ext = part.get("ext") if isinstance(part, dict) else None
+            if isinstance(ext, dict) and name in ext and name not in part:
+                part[name] = ext[name]
         if isinstance(regs, dict):
             for flag in ("coppa", "gdpr"):
                 if isinstance(regs.get(flag), bool):

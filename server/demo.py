@@ -30,7 +30,13 @@ from personabid.index.catalog import read_catalog, write_catalog
 from personabid.index.store import BuildOptions, IndexBundle, load_index, write_index
 from personabid.training.evaluate import auc
 from personabid.training.events import ImpressionEvent
-from personabid.training.features import DEFAULT_SPEC, FeatureSpec, request_tokens, slot_token
+from personabid.training.features import (
+    DEFAULT_SPEC,
+    FeatureSpec,
+    request_tokens,
+    slot_token,
+    time_token_arrays,
+)
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import Chunk
 from personabid.training.model import CtrModel
@@ -83,6 +89,7 @@ class SimulatedLog:
                 "advertiser": table.advertiser_token[self.rows],
                 "category": table.category_token[self.rows],
                 **context,
+                **time_token_arrays(self.ts),
                 "slot": _slot_tokens(self.size),
             },
             labels=self.labels,
@@ -93,7 +100,10 @@ class SimulatedLog:
 
     def indices(self, spec: FeatureSpec, table: CampaignTable) -> np.ndarray:
         """int64 (n, spec.width) features of the rows, by the decision path's own function."""
-        context = _context_tokens(self.devicetype, self.os, self.country)
+        context = {
+            **_context_tokens(self.devicetype, self.os, self.country),
+            **time_token_arrays(self.ts),
+        }
         slots = _slot_tokens(self.size)
         return candidate_features(spec, table, self.rows, self.similarity, context, slots)  # type: ignore[arg-type]
 

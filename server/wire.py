@@ -52,6 +52,7 @@ def to_auction(message: pb.BidRequest, pseudonym: Callable[[str], str] = lambda 
         badv=tuple(message.badv),
         coppa=message.regs.coppa,
         gdpr=message.regs.gdpr,
+        consent=user.consent,
     )
 
 

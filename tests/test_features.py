@@ -5,11 +5,19 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from personabid.training.features import DEFAULT_SPEC, FeatureSpec, match_tokens, token
+from personabid.training.features import (
+    DEFAULT_SPEC,
+    FeatureSpec,
+    match_tokens,
+    time_token_arrays,
+    time_tokens,
+    token,
+)
 
 MASK64 = (1 << 64) - 1
 
@@ -94,3 +102,16 @@ def test_feature_spec_rejects_what_serving_cannot_compute(bad: dict) -> None:
 
 def test_feature_spec_round_trips_through_json() -> None:
     assert FeatureSpec.from_json(DEFAULT_SPEC.to_json()) == DEFAULT_SPEC
+
+
+def test_time_tokens_name_the_utc_hour_and_weekday() -> None:
+    # 2026-11-23 (a Monday) 17:45:12 UTC
+    ts = datetime(2026, 11, 23, 17, 45, 12, tzinfo=UTC).timestamp()
+    assert time_tokens(ts) == {"hour": token("hour:17"), "weekday": token("weekday:0")}
+
+
+def test_time_token_arrays_equal_the_scalar_tokens_row_by_row() -> None:
+    ts = np.random.default_rng(4).uniform(0, 2e9, 500)
+    arrays = time_token_arrays(ts)
+    for name in ("hour", "weekday"):
+        assert arrays[name].tolist() == [time_tokens(float(t))[name] for t in ts]

@@ -78,6 +78,10 @@ def unknown_devicetype(r: pb.BidRequest) -> None:
     r.device.devicetype = 42
 
 
+def overlong_consent(r: pb.BidRequest) -> None:
+    r.user.consent = "C" * 20_000
+
+
 CASES: list[tuple[Callable[[pb.BidRequest], None], str, str]] = [
     (wrong_length, "user.tag_vector", "length 225"),
     (nan_weight, "user.tag_vector[3]", "nan"),
@@ -93,6 +97,7 @@ CASES: list[tuple[Callable[[pb.BidRequest], None], str, str]] = [
     (both_profiles, "user", "tag_vector and tags"),
     (empty_id, "id", "''"),
     (unknown_devicetype, "device.devicetype", "42"),
+    (overlong_consent, "user.consent", "20000 characters"),
 ]
 
 

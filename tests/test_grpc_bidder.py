@@ -17,6 +17,7 @@ from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
 from tests.conftest import ThreadedServer, server_settings
+from tests.tcf import tc_string
 
 
 def health_of(channel: grpc.Channel, service: str = "personabid.v1.Bidder") -> int:
@@ -74,6 +75,34 @@ def test_a_bid_names_campaign_creative_price_pctr_and_match_score(
     assert 0.0 < bid.pctr < 1.0
     assert table.min_match[row] <= bid.match_score <= 1.0 + 1e-5
     assert list(bid.adomain) == [table.adomain[row]]
+
+
+def a_request_that_gets_a_bid(stub: pb_grpc.BidderStub, world: World) -> pb.BidRequest:
+    request = next(
+        r
+        for r in (sample_request(world, np.random.default_rng(seed)) for seed in range(50))
+        if stub.Bid(r, timeout=5).seatbid
+    )
+    request.user.id = f"another-{request.user.id}"  # a user no frequency cap has seen yet
+    return request
+
+
+def test_gdpr_request_without_consent_is_a_no_bid_508_naming_the_consent(
+    stub: pb_grpc.BidderStub, world: World
+) -> None:
+    request = a_request_that_gets_a_bid(stub, world)
+    request.regs.gdpr = 1
+    response = stub.Bid(request, timeout=5)
+    assert not response.seatbid and response.nbr == 508 and "user.consent" in response.nbr_detail
+
+
+def test_gdpr_request_consenting_to_personalised_ads_gets_a_bid(
+    stub: pb_grpc.BidderStub, world: World
+) -> None:
+    request = a_request_that_gets_a_bid(stub, world)
+    request.regs.gdpr = 1
+    request.user.consent = tc_string({1, 3, 4})
+    assert stub.Bid(request, timeout=5).seatbid
 
 
 def test_vector_unlike_every_persona_gets_unmatched_user(stub: pb_grpc.BidderStub, world: World) -> None:

@@ -14,6 +14,7 @@ from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MemoryStore, utc_day
+from tests.tcf import tc_string
 
 NOW = 1_800_000_000
 
@@ -113,6 +114,24 @@ def test_unknown_country_only_reaches_campaigns_that_target_everywhere(decider: 
 
 def test_coppa_request_gets_no_profile_based_bid(decider: Decider) -> None:
     assert decider.decide(persona_request(decider, 5, coppa=1)).nbr == NoBid.COPPA_RESTRICTED
+
+
+def test_gdpr_request_without_consent_gets_no_profile_based_bid(decider: Decider) -> None:
+    decision = decider.decide(persona_request(decider, 5, gdpr=1))
+    assert decision.nbr == NoBid.NO_CONSENT and "user.consent is empty" in decision.detail
+
+
+def test_gdpr_request_refusing_personalised_ads_gets_no_bid(decider: Decider) -> None:
+    request = persona_request(decider, 5, gdpr=1, consent=tc_string({1, 3}))
+    assert decider.decide(request).nbr == NoBid.NO_CONSENT
+
+
+def test_gdpr_request_consenting_to_personalised_ads_is_bid_on_as_without_gdpr(decider: Decider) -> None:
+    consented = decider.decide(persona_request(decider, 5, gdpr=1, consent=tc_string({1, 3, 4})))
+    assert [(b.campaign_id, b.price) for b in consented.bids] == [
+        (b.campaign_id, b.price) for b in decider.decide(persona_request(decider, 5)).bids
+    ]
+    assert consented.bids
 
 
 def test_tmax_too_short_to_decide_is_insufficient_auction_time(decider: Decider) -> None:

@@ -142,3 +142,57 @@ def test_a_model_of_a_public_log_format_is_not_servable(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="cannot compute"):
         CtrModel.load(tmp_path / "m")
     assert CtrModel.load(tmp_path / "m", servable=False).spec.schema == "criteo"
+
+
+def evening_log(path: Path, rows: int, seed: int) -> Path:
+    """An event log over three days whose clicks follow the local evening: 18-22 h UTC in the USA,
+    8-12 h UTC in China; nothing else tells the rows apart."""
+    rng = np.random.default_rng(seed)
+    start = 1_763_856_000 + seed * 3 * 86_400
+    impressions = []
+    for i in range(rows):
+        ts = start + i * (3 * 86_400 / rows)
+        country = str(rng.choice(["USA", "CHN"]))
+        hour = int(ts // 3600 % 24)
+        evening = 18 <= hour < 22 if country == "USA" else 8 <= hour < 12
+        impressions.append(
+            ImpressionEvent(
+                ts=ts, user_id="", campaign="cmp-000001", advertiser="advertiser-00001", category="IAB1",
+                devicetype=4, os="ios", country=country, w=320, h=50, match=0.8,
+                click=int(rng.random() < (0.12 if evening else 0.02)),
+            )
+        )  # fmt: skip
+    with EventWriter(path, Pseudonymizer(b"c" * 32)) as writer:
+        writer.write(impressions)
+    return path
+
+
+def test_a_cross_of_hour_and_country_learns_the_local_evening(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_log, later_log = (
+        evening_log(tmp_path / "a.jsonl", 12_000, 1),
+        evening_log(tmp_path / "b.jsonl", 6_000, 2),
+    )
+    auc = {}
+    for name, extra in (("plain", []), ("crossed", ["--cross", "hour:country"])):
+        out = tmp_path / name
+        assert main(["train", "--data", str(train_log), "--format", "events", "--out", str(out), *extra]) == 0
+        capsys.readouterr()
+        assert main(["evaluate", "--model", str(out), "--data", str(later_log), "--format", "events"]) == 0
+        auc[name] = json.loads(capsys.readouterr().out)["auc"]
+    spec = CtrModel.load(tmp_path / "crossed").spec
+    assert "hour" in spec.fields and ("hour", "country") in spec.crosses
+    assert auc["crossed"] > auc["plain"] + 0.1, auc
+
+
+def test_a_field_option_adds_the_field_to_the_models_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    log = evening_log(tmp_path / "a.jsonl", 2_000, 1)
+    assert (
+        main(["train", "--data", str(log), "--format", "events", "--out", str(out), "--field", "weekday"])
+        == 0
+    )
+    assert CtrModel.load(out).spec.fields[-1] == "weekday"

@@ -10,7 +10,7 @@ import pytest
 
 from personabid.privacy import Pseudonymizer
 from personabid.training.events import EventWriter, ImpressionEvent, read_events
-from personabid.training.features import match_tokens, request_tokens, slot_token, token
+from personabid.training.features import match_tokens, request_tokens, slot_token, time_tokens, token
 from personabid.training.logs import BadRows
 
 PSEUDONYMIZE = Pseudonymizer(b"k" * 32)
@@ -66,6 +66,7 @@ def test_reader_gives_the_tokens_the_server_computes(tmp_path: Path) -> None:
     assert chunk.tokens["category"].tolist() == [token("IAB3-1")]
     assert {k: int(chunk.tokens[k][0]) for k in context} == context
     assert chunk.tokens["slot"].tolist() == [slot_token(320, 50)]
+    assert {k: int(chunk.tokens[k][0]) for k in ("hour", "weekday")} == time_tokens(1763900000.25)
     assert chunk.match is not None
     assert match_tokens(chunk.match, 100).tolist() == match_tokens(np.float32([0.8123]), 100).tolist()
     assert (

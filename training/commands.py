@@ -98,6 +98,13 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
         metavar="A:B",
         help="add the cross of fields A and B (repeatable)",
     )
+    spec.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a field of the format to the spec (repeatable; for events: hour, weekday)",
+    )
     common = parser.add_argument_group("training")
     common.add_argument("--epochs", type=int, help="passes over the training rows (default 1)")
     common.add_argument(
@@ -165,13 +172,20 @@ def _spec(args: argparse.Namespace, schema: str) -> FeatureSpec:
             spec = FeatureSpec.from_json(
                 {**spec.to_json(), "crosses": [], **json.loads(args.spec.read_text())}
             )
-        crosses = list(spec.crosses)
+        fields, crosses = list(spec.fields), list(spec.crosses)
         for text in args.cross:
             a, sep, b = text.partition(":")
             if not sep:
                 raise ValueError(f"--cross {text!r}: give two fields as A:B")
             crosses.append((a, b))
-        return dataclasses.replace(spec, crosses=tuple(crosses), bits=args.bits or spec.bits)
+        # A field named by --field or by a cross joins the spec's fields (FeatureSpec checks it is the
+        # schema's): `--cross hour:country` is enough to learn a local time-of-day effect.
+        for name in [*args.field, *(name for pair in crosses for name in pair)]:
+            if name not in fields:
+                fields.append(name)
+        return dataclasses.replace(
+            spec, fields=tuple(fields), crosses=tuple(crosses), bits=args.bits or spec.bits
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LogError(f"feature spec: {exc}") from exc
 

@@ -32,7 +32,8 @@ not in the log is ignored. Click records are few, so the reader collects them in
 the file (lines naming an "event") and needs no impression to stay in memory.
 
 The features are exactly those the decision path computes (`personabid.decision.score`): the same
-tokens of the same raw values, through the model's own feature specification.
+tokens of the same raw values, through the model's own feature specification. The hour and weekday
+features come from `ts`, which the server sets to the moment it decided the bid.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from personabid.privacy import Pseudonymizer
-from personabid.training.features import request_tokens, slot_token, token
+from personabid.training.features import request_tokens, slot_token, time_token_arrays, token
 from personabid.training.logs import DEFAULT_CHUNK_ROWS, BadRows, Chunk, line_batches, open_text
 
 VERSION = 1
@@ -227,6 +228,7 @@ def _chunk(records: list[dict[str, Any]], numbers: list[int], cache: dict[str, i
         return np.fromiter(map(cache.__getitem__, values), dtype=np.uint64, count=len(values))
 
     n = len(records)
+    times = np.fromiter((r["ts"] for r in records), dtype=np.float64, count=n)
     context = {name: np.empty(n, dtype=np.uint64) for name in ("devicetype", "os", "country")}
     for i, r in enumerate(records):
         for name, value in request_tokens(r["devicetype"], r["os"], r["country"]).items():
@@ -237,10 +239,11 @@ def _chunk(records: list[dict[str, Any]], numbers: list[int], cache: dict[str, i
             "advertiser": tokens_of("advertiser"),
             "category": tokens_of("category"),
             **context,
+            **time_token_arrays(times),
             "slot": np.fromiter((slot_token(r["w"], r["h"]) for r in records), dtype=np.uint64, count=n),
         },
         labels=np.fromiter((r["click"] for r in records), dtype=np.float64, count=n),
         lines=np.array(numbers, dtype=np.int64),
-        time=np.fromiter((round(r["ts"] * 1000) for r in records), dtype=np.int64, count=n),
+        time=np.round(times * 1000).astype(np.int64),
         match=np.fromiter((r["match"] for r in records), dtype=np.float32, count=n),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from personabid.decision import filters
+from personabid.decision.consent import refusal as consent_refusal
 from personabid.decision.match import match
 from personabid.decision.pricing import best, price
 from personabid.decision.reasons import PROGRESS, NoBid
@@ -22,7 +23,7 @@ from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import user_vector
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MICROS_PER_CPM, StateUnavailable
-from personabid.training.features import request_tokens, slot_name, slot_token
+from personabid.training.features import request_tokens, slot_name, slot_token, time_tokens
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
 REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "site_category", "device")
@@ -99,6 +100,8 @@ class Decider:
             )
         if request.coppa == 1:
             return _no_bid(decision, NoBid.COPPA_RESTRICTED, "regs.coppa=1: no profile-based bidding")
+        if request.gdpr == 1 and (why := consent_refusal(request.consent)) is not None:
+            return _no_bid(decision, NoBid.NO_CONSENT, f"regs.gdpr=1 and user.consent {why}")
 
         user = user_vector(request.tag_vector, request.tags, self.snapshot.index.vocab)
         lap("user_vector")
@@ -111,9 +114,12 @@ class Decider:
         lap("match")
 
         table = self._table
+        # One clock reading per auction: the schedule filter, the hour features and the event log's
+        # record of a win all see the same moment.
+        now = self.clock()
         context = filters.context_for(
             table,
-            int(self.clock()),
+            int(now),
             request.devicetype,
             request.country,
             request.os,
@@ -160,11 +166,16 @@ class Decider:
                 return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
         lap("filter")
 
-        context_tokens = request_tokens(request.devicetype, request.os, request.country)
+        context_tokens = {
+            **request_tokens(request.devicetype, request.os, request.country),
+            **time_tokens(now),
+        }
         furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
         for imp in request.impressions:
             try:
-                outcome = self._decide_impression(decision, request, imp, rows, scores, context_tokens, lap)
+                outcome = self._decide_impression(
+                    decision, request, imp, rows, scores, context_tokens, now, lap
+                )
             except StateUnavailable as exc:
                 decision.bids.clear()  # reservations already made expire on their own
                 return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
@@ -194,6 +205,7 @@ class Decider:
         rows: np.ndarray,
         scores: np.ndarray,
         context_tokens: dict[str, int],
+        now: float,
         lap: Callable[[str], None],
     ) -> Bid | NoBid:
         table = self._table
@@ -224,7 +236,7 @@ class Decider:
         while winner >= 0 and self.spend is not None:
             row = int(rows[winner])
             pending = self._pending(
-                request, imp, row, float(prices[winner]), float(pctr[winner]), float(scores[winner])
+                request, imp, row, float(prices[winner]), float(pctr[winner]), float(scores[winner]), now
             )
             if self.spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", pending):
                 break
@@ -252,12 +264,19 @@ class Decider:
         )
 
     def _pending(
-        self, request: AuctionRequest, imp: Impression, row: int, bid: float, pctr: float, match_score: float
+        self,
+        request: AuctionRequest,
+        imp: Impression,
+        row: int,
+        bid: float,
+        pctr: float,
+        match_score: float,
+        now: float,
     ) -> dict[str, object]:
         """What the event log needs of this bid when its win arrives (see training/events.py)."""
         table = self._table
         return {
-            "ts": self.clock(),
+            "ts": now,
             "request_id": request.id,
             "imp_id": imp.id,
             "user": request.user_id,

@@ -20,6 +20,7 @@ class NoBid(IntEnum):
     NOT_READY = 505
     STATE_UNAVAILABLE = 506
     PACED = 507
+    NO_CONSENT = 508
 
 
 # How far an impression got before it lost every candidate; the response reports the furthest.

@@ -16,6 +16,8 @@ from personabid.errors import InvalidRequest
 DEFAULT_CURRENCY = "USD"
 AUCTION_TYPES = (1, 2)  # and 500+ for exchange-specific auctions
 MAX_IMPRESSIONS = 64
+# TC strings with every vendor of the global list run to a few kilobytes; far more is not a consent string.
+MAX_CONSENT_CHARS = 16_384
 MAX_TAGS = 4096
 
 
@@ -51,6 +53,7 @@ class AuctionRequest:
     badv: tuple[str, ...] = ()
     coppa: int = 0
     gdpr: int = 0
+    consent: str = ""  # the TCF v2 consent string, read when gdpr = 1
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -78,6 +81,10 @@ def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> 
     for name, flag in (("regs.coppa", request.coppa), ("regs.gdpr", request.gdpr)):
         if flag not in (0, 1):
             raise InvalidRequest(name, flag, "must be 0 or 1")
+    if len(request.consent) > MAX_CONSENT_CHARS:
+        raise InvalidRequest(
+            "user.consent", f"{len(request.consent)} characters", f"at most {MAX_CONSENT_CHARS} are accepted"
+        )
     _validate_profile(request, dims)
 
 
