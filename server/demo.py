@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from personabid.decision.score import candidate_features
+from personabid.decision.uservec import strongest_tags
 from personabid.errors import ArtifactError
 from personabid.index.campaigns import CampaignTable
 from personabid.index.catalog import read_catalog, write_catalog
@@ -32,9 +33,11 @@ from personabid.training.evaluate import auc
 from personabid.training.events import ImpressionEvent
 from personabid.training.features import (
     DEFAULT_SPEC,
+    LOGGED_TAGS,
     FeatureSpec,
     request_tokens,
     slot_token,
+    tag_token_rows,
     time_token_arrays,
 )
 from personabid.training.ftrl import FtrlParams
@@ -76,6 +79,11 @@ class SimulatedLog:
     ts: np.ndarray  # float64 (n,) unix seconds, increasing
     labels: np.ndarray  # float64 (n,) sampled clicks
     truth: np.ndarray  # float64 (n,) ground-truth click probability
+    user_tags: tuple[tuple[str, ...], ...] = ()  # by user number: the strongest tags, strongest first
+
+    def _tag_tokens(self) -> np.ndarray:
+        """uint64 (n, LOGGED_TAGS) tokens of each row's user's tags."""
+        return tag_token_rows(self.user_tags)[self.user]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -90,6 +98,7 @@ class SimulatedLog:
                 "category": table.category_token[self.rows],
                 **context,
                 **time_token_arrays(self.ts),
+                "tags": self._tag_tokens(),
                 "slot": _slot_tokens(self.size),
             },
             labels=self.labels,
@@ -103,6 +112,7 @@ class SimulatedLog:
         context = {
             **_context_tokens(self.devicetype, self.os, self.country),
             **time_token_arrays(self.ts),
+            "tags": self._tag_tokens(),
         }
         slots = _slot_tokens(self.size)
         return candidate_features(spec, table, self.rows, self.similarity, context, slots)  # type: ignore[arg-type]
@@ -125,6 +135,7 @@ class SimulatedLog:
                 h=h,
                 match=float(self.similarity[i]),
                 click=int(self.labels[i]),
+                tags=self.user_tags[int(self.user[i])],
             )
 
 
@@ -235,6 +246,10 @@ def simulate_log(
     devicetype = users.devicetype[user]
     size = _sizes(devicetype, rng)
     truth = world.true_ctr(similarity, quality[rows], devicetype, size)
+    names = world.vocab.tags
+    user_tags = tuple(
+        tuple(names[p] for p in strongest_tags(v, LOGGED_TAGS).tolist() if p >= 0) for v in vectors
+    )
     # Users arrive through the day, a user's impressions a second apart.
     ts = START + (user * (DAY / n_users)) + slot
     return SimulatedLog(
@@ -248,6 +263,7 @@ def simulate_log(
         ts=ts.astype(np.float64),
         labels=(rng.random(len(truth)) < truth).astype(np.float64),
         truth=truth,
+        user_tags=user_tags,
     )
 
 

@@ -18,7 +18,7 @@ from personabid.training.events import VERSION
 
 IMPRESSION_FIELDS = (
     "request_id", "imp_id", "user", "campaign", "advertiser", "category", "devicetype", "os", "country",
-    "w", "h", "match", "pctr", "price", "model",
+    "w", "h", "match", "tags", "pctr", "price", "model",
 )  # fmt: skip
 
 
@@ -35,8 +35,10 @@ class EventLog:
         if note.type in ("win", "impression") and pending is not None:
             record = {
                 "v": VERSION,
-                "ts": note.ts or pending["ts"],
-                **{k: pending[k] for k in IMPRESSION_FIELDS},
+                # The moment of the decision, not of the notice: the hour features must be those the
+                # model scored the bid with.
+                "ts": pending["ts"],
+                **{k: pending[k] for k in IMPRESSION_FIELDS if k in pending},
             }
             if note.price > 0:
                 record["price"] = note.price

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -167,20 +168,26 @@ def evening_log(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def test_a_cross_of_hour_and_country_learns_the_local_evening(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    train_log, later_log = (
-        evening_log(tmp_path / "a.jsonl", 12_000, 1),
-        evening_log(tmp_path / "b.jsonl", 6_000, 2),
-    )
+def auc_without_and_with_cross(
+    make_log: Callable[[Path, int, int], Path], cross: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[str, float]:
+    """AUC on a later log of models trained on an earlier one, with the default spec ("plain", model in
+    tmp_path/plain) and with `cross` added ("crossed", in tmp_path/crossed)."""
+    train_log, later_log = make_log(tmp_path / "a.jsonl", 12_000, 1), make_log(tmp_path / "b.jsonl", 6_000, 2)
     auc = {}
-    for name, extra in (("plain", []), ("crossed", ["--cross", "hour:country"])):
+    for name, extra in (("plain", []), ("crossed", ["--cross", cross])):
         out = tmp_path / name
         assert main(["train", "--data", str(train_log), "--format", "events", "--out", str(out), *extra]) == 0
         capsys.readouterr()
         assert main(["evaluate", "--model", str(out), "--data", str(later_log), "--format", "events"]) == 0
         auc[name] = json.loads(capsys.readouterr().out)["auc"]
+    return auc
+
+
+def test_a_cross_of_hour_and_country_learns_the_local_evening(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auc = auc_without_and_with_cross(evening_log, "hour:country", tmp_path, capsys)
     spec = CtrModel.load(tmp_path / "crossed").spec
     assert "hour" in spec.fields and ("hour", "country") in spec.crosses
     assert auc["crossed"] > auc["plain"] + 0.1, auc
@@ -196,3 +203,31 @@ def test_a_field_option_adds_the_field_to_the_models_spec(
         == 0
     )
     assert CtrModel.load(out).spec.fields[-1] == "weekday"
+
+
+def affinity_log(path: Path, rows: int, seed: int) -> Path:
+    """An event log whose clicks follow one thing: whether the user has the campaign's own interest tag
+    (campaign k, tag interest:k) among its tags; similarity, device and the rest are alike for all."""
+    rng = np.random.default_rng(seed)
+    impressions = []
+    for i in range(rows):
+        campaign = int(rng.integers(10))
+        tags = tuple(f"interest:{t}" for t in rng.choice(10, size=3, replace=False).tolist())
+        impressions.append(
+            ImpressionEvent(
+                ts=1_763_856_000 + i * 5.0, user_id="", campaign=f"cmp-{campaign}", advertiser="advertiser-1",
+                category="IAB1", devicetype=4, os="ios", country="USA", w=320, h=50, match=0.8, tags=tags,
+                click=int(rng.random() < (0.15 if f"interest:{campaign}" in tags else 0.02)),
+            )
+        )  # fmt: skip
+    with EventWriter(path, Pseudonymizer(b"c" * 32)) as writer:
+        writer.write(impressions)
+    return path
+
+
+def test_a_cross_of_user_tags_and_campaign_learns_interest_affinity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    auc = auc_without_and_with_cross(affinity_log, "tags:campaign", tmp_path, capsys)
+    assert ("tags", "campaign") in CtrModel.load(tmp_path / "crossed").spec.crosses
+    assert auc["crossed"] > auc["plain"] + 0.1, auc

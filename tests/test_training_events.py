@@ -10,7 +10,16 @@ import pytest
 
 from personabid.privacy import Pseudonymizer
 from personabid.training.events import EventWriter, ImpressionEvent, read_events
-from personabid.training.features import match_tokens, request_tokens, slot_token, time_tokens, token
+from personabid.training.features import (
+    LOGGED_TAGS,
+    NO_TAG,
+    match_tokens,
+    request_tokens,
+    slot_token,
+    tag_token,
+    time_tokens,
+    token,
+)
 from personabid.training.logs import BadRows
 
 PSEUDONYMIZE = Pseudonymizer(b"k" * 32)
@@ -87,6 +96,8 @@ def test_reader_gives_the_tokens_the_server_computes(tmp_path: Path) -> None:
         ("set:ts=-3", "ts=-3: unix seconds expected"),
         ("set:click=2", "click=2: 0 or 1 expected"),
         ("set:click=true", "click=True: 0 or 1 expected"),
+        ('set:tags="interest:golf"', "tags='interest:golf': a list of at most 16 strings expected"),
+        ("set:tags=[1]", "tags=[1]: a list of at most 16 strings expected"),
     ],
 )
 def test_malformed_events_are_counted_with_their_line(tmp_path: Path, line: str, reason: str) -> None:
@@ -107,6 +118,25 @@ def test_malformed_events_are_counted_with_their_line(tmp_path: Path, line: str,
     chunks = list(read_events(path, bad))
     assert [int(n) for c in chunks for n in c.lines] == [1, 3]
     assert bad.count == 1 and bad.examples[0] == (2, reason)
+
+
+def test_reader_gives_the_users_tags_in_order_padded(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write(path, impression(tags=("interest:golf", "age:18-24")))
+    (chunk,) = read_events(path, BadRows())
+    assert chunk.tokens["tags"].tolist() == [
+        [tag_token("interest:golf"), tag_token("age:18-24")] + [NO_TAG] * (LOGGED_TAGS - 2)
+    ]
+
+
+def test_a_record_without_tags_reads_as_a_user_with_none(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write(path, impression())
+    record = json.loads(path.read_text())
+    del record["tags"]
+    path.write_text(json.dumps(record) + "\n")
+    (chunk,) = read_events(path, BadRows())
+    assert chunk.tokens["tags"].tolist() == [[NO_TAG] * LOGGED_TAGS]
 
 
 def click_record(**changes: object) -> str:

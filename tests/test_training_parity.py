@@ -1,99 +1,84 @@
-"""Serving computes what training saw: a bid's pCTR equals the trainer's prediction for the impression
-as the event log records it, and the demo's simulated log hashes like the decision path."""
+"""Serving computes what training saw: a bid's pCTR equals the model's prediction for the impression as
+the server's own event log records it, and the demo's simulated log hashes like the decision path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import numpy as np
 
-from personabid import wire
 from personabid.client import sample_request
-from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.snapshot import Snapshot
 from personabid.demo import simulate_log
 from personabid.index.store import load_index
 from personabid.privacy import Pseudonymizer
-from personabid.training.events import EventWriter, ImpressionEvent
-from personabid.training.features import DEFAULT_SPEC, FeatureSpec
-from personabid.training.logs import BadRows, featurize
+from personabid.training.events import EventWriter
+from personabid.training.features import DEFAULT_SPEC, NO_TAG, FeatureSpec
+from personabid.training.logs import BadRows, Chunk, featurize
 from personabid.training.model import CtrModel
 from personabid.training.source import LogFile
+from personabid.v1 import bidder_pb2 as pb
+from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
+from tests.conftest import ThreadedServer, server_settings
 
 
-def served_and_retrained(decider: Decider, world: World, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """pCTRs of 20 bids as the server made them, and as the model predicts them from the event log
-    those bids' impressions were written to (with the moment the decider's clock gave each auction)."""
-    rng = np.random.default_rng(5)
-    table = decider.snapshot.index.campaigns
-    served, impressions = [], []
-    while len(served) < 20:
-        request = wire.to_auction(sample_request(world, rng))
-        decision = decider.decide(request)
-        for bid in decision.bids:
-            imp = next(i for i in request.impressions if i.id == bid.imp_id)
-            served.append(bid.pctr)
-            impressions.append(
-                ImpressionEvent(
-                    ts=float(decider.clock.last),  # type: ignore[attr-defined]
-                    user_id=request.user_id,
-                    campaign=str(table.campaign_id[bid.campaign_row]),
-                    advertiser=str(table.advertiser[bid.campaign_row]),
-                    category=str(table.category[bid.campaign_row]),
-                    devicetype=request.devicetype,
-                    os=request.os,
-                    country=request.country,
-                    w=imp.w,
-                    h=imp.h,
-                    match=bid.match_score,
-                    pctr=bid.pctr,
-                )
-            )
-    with EventWriter(path, Pseudonymizer(b"p" * 32)) as writer:
-        writer.write(impressions)
-    model = decider.snapshot.model
-    (chunk,) = LogFile(path, "events").chunks(BadRows())
-    return np.array(served, dtype=np.float32), model.pctr(featurize(model.spec, chunk))
+def served_and_logged(
+    model_path: Path, index_path: Path, world: World, tmp_path: Path
+) -> tuple[np.ndarray, Chunk]:
+    """A real server on the model at `model_path`: the pCTRs of 20 bids it made, and the rows its own
+    event log recorded when those bids were won."""
+    log = tmp_path / "events.jsonl"
+    server = ThreadedServer(
+        server_settings(tmp_path, index_path=index_path, model_path=model_path, event_log=log)
+    ).start()
+    served: list[float] = []
+    try:
+        with grpc.insecure_channel(server.addr) as channel:
+            stub = pb_grpc.BidderStub(channel)
+            for seed in range(500):
+                request = sample_request(world, np.random.default_rng(seed))
+                for bid in (b for seat in stub.Bid(request, timeout=5).seatbid for b in seat.bid):
+                    win = pb.Event(
+                        type=pb.Event.WIN, auction_id=request.id, imp_id=bid.impid, bid_id=bid.id,
+                        campaign_id=bid.campaign_id, price=bid.price,
+                    )  # fmt: skip
+                    assert stub.NotifyOne(win, timeout=5).accepted == 1
+                    served.append(bid.pctr)
+                if len(served) >= 20:
+                    break
+    finally:
+        server.stop()
+    (chunk,) = LogFile(log, "events").chunks(BadRows())
+    return np.array(served, dtype=np.float32), chunk
 
 
-class SteppingClock:
-    """A clock that moves 47 minutes and a second on at each reading, so auctions fall in many hours and
-    weekdays; `last` is the latest reading."""
-
-    def __init__(self, start: float = 1_763_900_000.5) -> None:
-        self.last = start
-
-    def __call__(self) -> float:
-        self.last += 47 * 60 + 1
-        return self.last
-
-
-def test_server_pctr_equals_the_trainers_prediction_from_the_event_log(
+def test_server_pctr_equals_the_trainers_prediction_from_the_servers_own_event_log(
     demo_dir: Path, world: World, tmp_path: Path
 ) -> None:
-    snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
-    decider = Decider(snapshot, DecisionSettings(), clock=SteppingClock())
-    served, retrained = served_and_retrained(decider, world, tmp_path / "events.jsonl")
-    np.testing.assert_array_equal(retrained, served)
+    served, logged = served_and_logged(demo_dir / "model", demo_dir / "index", world, tmp_path)
+    model = CtrModel.load(demo_dir / "model")
+    np.testing.assert_array_equal(model.pctr(featurize(model.spec, logged)), served)
 
 
-def test_server_pctr_equals_the_trainers_prediction_with_hour_and_weekday_features(
+def test_parity_holds_with_hour_weekday_and_user_tag_features(
     demo_dir: Path, world: World, tmp_path: Path
 ) -> None:
-    demo = Snapshot.load(demo_dir / "index", demo_dir / "model")
     spec = FeatureSpec(
-        fields=(*DEFAULT_SPEC.fields, "hour", "weekday"),
-        crosses=(("hour", "country"), ("weekday", "slot")),
+        fields=(*DEFAULT_SPEC.fields, "hour", "weekday", "tags"),
+        crosses=(("hour", "country"), ("tags", "campaign")),
         bits=16,
         match_buckets=DEFAULT_SPEC.match_buckets,
+        tag_slots=6,
     )
     # Every hashed feature weighs something, so that any feature computed differently shows in the pCTR.
     weights = np.random.default_rng(8).normal(0.0, 0.5, spec.size + 1).astype(np.float32)
-    model = CtrModel(spec=spec, weights=weights, calibration=(1.0, -3.0), avg_ctr=0.05, version="timed")
-    decider = Decider(Snapshot(index=demo.index, model=model), DecisionSettings(), clock=SteppingClock())
-    served, retrained = served_and_retrained(decider, world, tmp_path / "events.jsonl")
-    np.testing.assert_array_equal(retrained, served)
+    model = CtrModel(spec=spec, weights=weights, calibration=(1.0, -3.0), avg_ctr=0.05, version="")
+    model.save(tmp_path / "model")
+    served, logged = served_and_logged(tmp_path / "model", demo_dir / "index", world, tmp_path)
+    assert (logged.tokens["tags"][:, 0] != NO_TAG).all()  # the users' tags were logged
+    np.testing.assert_array_equal(model.pctr(featurize(spec, logged)), served)
 
 
 def test_simulated_log_hashes_as_the_decision_path_does_through_the_event_log(

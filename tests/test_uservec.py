@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from personabid.decision.uservec import user_vector
+from personabid.decision.uservec import strongest_tags, user_vector
 from personabid.index.vocab import Vocabulary
 
 VOCAB = Vocabulary(("age:18-24", "interest:travel", "interest:golf", "intent:auto"))
@@ -29,3 +29,21 @@ def test_sparse_tags_unknown_to_the_vocabulary_are_ignored() -> None:
 def test_profile_without_weight_has_no_vector() -> None:
     assert user_vector(np.zeros(4, dtype=np.float32), (), VOCAB) is None
     assert user_vector(None, (("interest:chess", 1.0),), VOCAB) is None
+
+
+def test_strongest_tags_are_the_heaviest_first_ties_by_position() -> None:
+    user = np.array([0.2, 0.5, 0.2, 0.0, 0.7, 0.5], dtype=np.float32)
+    assert strongest_tags(user, 4).tolist() == [4, 1, 5, 0]
+
+
+def test_strongest_tags_leave_out_non_positive_weights_and_pad_with_minus_one() -> None:
+    user = np.array([[0.0, -0.5, 0.3, 0.0]], dtype=np.float32)
+    assert strongest_tags(user, 3).tolist() == [2, -1, -1]
+
+
+def test_strongest_tags_equal_a_sorted_reference() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        user = np.round(rng.normal(size=40), 1).astype(np.float32)  # rounding makes ties
+        reference = sorted((i for i in range(40) if user[i] > 0), key=lambda i: (-user[i], i))[:16]
+        assert strongest_tags(user, 16).tolist() == reference + [-1] * (16 - len(reference))

@@ -88,7 +88,8 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="JSON",
         help="feature specification, JSON as in a model manifest's feature_spec: fields, crosses, bits, "
-        "match_buckets (default: every field of the format, no crosses; for events the serving default)",
+        "match_buckets, tag_slots (default: every field of the format, no crosses; for events the serving "
+        "default)",
     )
     spec.add_argument("--bits", type=int, help="hash space of 2^BITS features (default: the spec's, 20)")
     spec.add_argument(
@@ -103,7 +104,7 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="add a field of the format to the spec (repeatable; for events: hour, weekday)",
+        help="add a field of the format to the spec (repeatable; for events: hour, weekday, tags)",
     )
     common = parser.add_argument_group("training")
     common.add_argument("--epochs", type=int, help="passes over the training rows (default 1)")

@@ -5,7 +5,8 @@ JSON Lines, UTF-8, appended in time order. An impression record, one per shown i
     {"v": 1, "ts": 1763913600.25, "request_id": "08259a83", "imp_id": "1",
      "user": "3f1c0e...", "campaign": "cmp-003717", "advertiser": "advertiser-00858",
      "category": "IAB3-1", "devicetype": 4, "os": "ios", "country": "USA", "w": 320, "h": 50,
-     "match": 0.9012, "pctr": 0.031, "price": 3.41, "model": "20261123T160622Z-1a2b3c", "click": 0}
+     "match": 0.9012, "tags": ["interest:travel", "age:25-34"], "pctr": 0.031, "price": 3.41,
+     "model": "20261123T160622Z-1a2b3c", "click": 0}
 
     v            int    schema version, 1
     ts           number unix seconds (UTC) of the impression; orders the log for the held-out split
@@ -17,6 +18,8 @@ JSON Lines, UTF-8, appended in time order. An impression record, one per shown i
     devicetype   int    OpenRTB device type, 0..8;  os: str;  country: str, ISO-3166 alpha-3 or ""
     w, h         int    slot size in pixels, 0 when any size was allowed
     match        number persona similarity of user and campaign, in [-1, 1]
+    tags         [str]  the user's strongest profile tags, strongest first, at most 16 (features.
+                        LOGGED_TAGS); optional, [] when absent. Interests, never the user's id.
     pctr, price  number the prediction and the CPM bid that won, when known (not features)
     model        str    the model version that predicted it, when known
     click        int    1 if the impression was clicked (when known as it is written), else 0
@@ -33,7 +36,8 @@ the file (lines naming an "event") and needs no impression to stay in memory.
 
 The features are exactly those the decision path computes (`personabid.decision.score`): the same
 tokens of the same raw values, through the model's own feature specification. The hour and weekday
-features come from `ts`, which the server sets to the moment it decided the bid.
+features come from `ts`, which the server sets to the moment it decided the bid; the multi-valued
+`tags` field from `tags`.
 """
 
 from __future__ import annotations
@@ -48,7 +52,14 @@ from typing import Any
 import numpy as np
 
 from personabid.privacy import Pseudonymizer
-from personabid.training.features import request_tokens, slot_token, time_token_arrays, token
+from personabid.training.features import (
+    LOGGED_TAGS,
+    request_tokens,
+    slot_token,
+    tag_token_rows,
+    time_token_arrays,
+    token,
+)
 from personabid.training.logs import DEFAULT_CHUNK_ROWS, BadRows, Chunk, line_batches, open_text
 
 VERSION = 1
@@ -72,6 +83,7 @@ class ImpressionEvent:
     h: int
     match: float
     click: int = 0
+    tags: tuple[str, ...] = ()  # the user's strongest tags, strongest first (at most LOGGED_TAGS kept)
     request_id: str = ""
     imp_id: str = ""
     pctr: float | None = None
@@ -114,6 +126,7 @@ class EventWriter:
             "h": int(impression.h),
             # float32 similarities survive the round trip through float64 text exactly.
             "match": float(impression.match),
+            "tags": list(impression.tags[:LOGGED_TAGS]),
         }
         if impression.pctr is not None:
             record["pctr"] = float(impression.pctr)
@@ -199,6 +212,9 @@ def _parse(line: str) -> tuple[dict[str, Any], str]:
     match = record.get("match")
     if not _is_number(match) or not -1.0 <= match <= 1.0:
         return {}, f"match={match!r}: a number in [-1, 1] expected"
+    tags = record.setdefault("tags", [])
+    if not isinstance(tags, list) or len(tags) > LOGGED_TAGS or not all(isinstance(t, str) for t in tags):
+        return {}, f"tags={tags!r}: a list of at most {LOGGED_TAGS} strings expected"
     ts = record.get("ts")
     if not _is_number(ts) or ts < 0:
         return {}, f"ts={ts!r}: unix seconds expected"
@@ -240,6 +256,7 @@ def _chunk(records: list[dict[str, Any]], numbers: list[int], cache: dict[str, i
             "category": tokens_of("category"),
             **context,
             **time_token_arrays(times),
+            "tags": tag_token_rows([r["tags"] for r in records]),
             "slot": np.fromiter((slot_token(r["w"], r["h"]) for r in records), dtype=np.uint64, count=n),
         },
         labels=np.fromiter((r["click"] for r in records), dtype=np.float64, count=n),

@@ -6,6 +6,12 @@ cross of two fields' tokens, mixed with a per-field salt and reduced to `bits` b
 specification (schema, fields, crosses, bits) travels in its artifact, so serving computes what training
 saw.
 
+One field has several values a row: `tags`, the user's strongest profile tags (the event log records up
+to LOGGED_TAGS, strongest first; a spec uses the first `tag_slots`, padded with a "no tag" token). It
+takes `tag_slots` columns, all hashed with the field's one salt, so that a tag weighs the same whatever its
+rank; a cross with it, `tags x campaign` say, gives one feature per tag: the user-interest-by-campaign
+affinity that a single similarity score summarises.
+
 A schema is the set of fields one kind of log supplies. "serving" is what the decision path can compute
 for an (impression, candidate campaign) pair, and what the service's own event log records; the public
 log formats (iPinYou, Criteo, Avazu) have their own fields, so models trained on them can be trained and
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +34,10 @@ import numpy as np
 # time zone, and a cross with country recovers the local time of day where it matters.
 KNOWN_FIELDS = (
     "campaign", "advertiser", "category", "devicetype", "os", "country", "slot", "match", "hour", "weekday",
+    "tags",
 )  # fmt: skip
+MULTI_VALUED = "tags"
+LOGGED_TAGS = 16  # the most tags an event log record carries, and so the most a spec may use
 SERVING = "serving"
 # The fields of each log schema. iPinYou's are the 16 of the preprocessed FM files, in their order.
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -97,6 +106,8 @@ def slot_name(w: int, h: int) -> str:
     return f"{w}x{h}"
 
 
+NO_TAG = token("tag:")  # pads a user with fewer tags than tag_slots
+
 # Request values repeat endlessly (a few device types, countries, sizes): cache their tokens.
 _cached_token = functools.lru_cache(maxsize=1 << 16)(token)
 
@@ -132,6 +143,19 @@ def slot_token(w: int, h: int) -> int:
     return _cached_token(slot_name(w, h))
 
 
+def tag_token(name: str) -> int:
+    return _cached_token(f"tag:{name}")
+
+
+def tag_token_rows(rows: Sequence[Sequence[str]], width: int = LOGGED_TAGS) -> np.ndarray:
+    """uint64 (len(rows), width): the tokens of each row's tags, in order, padded with NO_TAG."""
+    out = np.full((len(rows), width), NO_TAG, dtype=np.uint64)
+    for i, names in enumerate(rows):
+        for j, name in enumerate(names[:width]):
+            out[i, j] = tag_token(name)
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     fields: tuple[str, ...]
@@ -140,6 +164,7 @@ class FeatureSpec:
     # Similarity is continuous and the strongest signal of a click; 40 bins are 0.05 wide, 100 are 0.02.
     match_buckets: int = 40
     schema: str = SERVING
+    tag_slots: int = 8  # columns of the multi-valued `tags` field, when the spec has it
 
     def __post_init__(self) -> None:
         if self.schema not in SCHEMAS:
@@ -157,19 +182,28 @@ class FeatureSpec:
             raise ValueError(f"feature spec: bits={self.bits} outside [8, 30]")
         if not 2 <= self.match_buckets <= 1000:
             raise ValueError(f"feature spec: match_buckets={self.match_buckets} outside [2, 1000]")
-        salts = np.array([token(f"field:{f}") for f in self.fields], dtype=np.uint64)
-        object.__setattr__(self, "_salts", salts)
-        object.__setattr__(
-            self, "_cross_a", np.array([self.fields.index(a) for a, _ in self.crosses], dtype=np.int64)
+        if not 1 <= self.tag_slots <= LOGGED_TAGS:
+            raise ValueError(f"feature spec: tag_slots={self.tag_slots} outside [1, {LOGGED_TAGS}]")
+        # Token columns: one per field, tag_slots for the multi-valued one; a cross pairs every column of
+        # its first field with every column of its second.
+        columns = {f: self._columns_of(f) for f in self.fields}
+        order = [f for f in self.fields for _ in columns[f]]
+        pairs = [(i, j) for a, b in self.crosses for i in columns[a] for j in columns[b]]
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_salts", np.array([token(f"field:{f}") for f in order], dtype=np.uint64))
+        object.__setattr__(self, "_cross_a", np.array([i for i, _ in pairs], dtype=np.int64))
+        object.__setattr__(self, "_cross_b", np.array([j for _, j in pairs], dtype=np.int64))
+
+    def _columns_of(self, name: str) -> range:
+        start = sum(
+            self.tag_slots if f == MULTI_VALUED else 1 for f in self.fields[: self.fields.index(name)]
         )
-        object.__setattr__(
-            self, "_cross_b", np.array([self.fields.index(b) for _, b in self.crosses], dtype=np.int64)
-        )
+        return range(start, start + (self.tag_slots if name == MULTI_VALUED else 1))
 
     @property
     def width(self) -> int:
-        """Features per row: one per field and one per cross."""
-        return len(self.fields) + len(self.crosses)
+        """Features per row: one per token column, one per pair of columns that a cross makes."""
+        return len(self._salts) + len(self._cross_a)  # type: ignore[attr-defined]
 
     @property
     def size(self) -> int:
@@ -182,13 +216,18 @@ class FeatureSpec:
         return self.schema == SERVING
 
     def token_matrix(self, sources: Mapping[str, np.ndarray | int], n: int) -> np.ndarray:
-        """uint64 (n, len(fields)): per-row arrays or one token for all rows, for every field."""
+        """uint64 (n, columns): for every field, a per-row array or one token for all rows; for `tags`, an
+        (n, k) array or a (k,) row for all rows, k >= tag_slots, strongest first."""
         missing = [name for name in self.fields if name not in sources]
         if missing:
             raise ValueError(f"feature spec needs fields {missing}, which the rows do not supply")
-        tokens = np.empty((n, len(self.fields)), dtype=np.uint64)
-        for j, name in enumerate(self.fields):
-            tokens[:, j] = sources[name]
+        tokens = np.empty((n, len(self._salts)), dtype=np.uint64)  # type: ignore[attr-defined]
+        for name, columns in self._columns.items():  # type: ignore[attr-defined]
+            source = sources[name]
+            if name == MULTI_VALUED:
+                tokens[:, columns.start : columns.stop] = np.asarray(source)[..., : self.tag_slots]
+            else:
+                tokens[:, columns.start] = source
         return tokens
 
     def indices(self, tokens: np.ndarray) -> np.ndarray:
@@ -202,6 +241,7 @@ class FeatureSpec:
             "bits": self.bits,
             "match_buckets": self.match_buckets,
             "schema": self.schema,
+            "tag_slots": self.tag_slots,
         }
 
     @classmethod
@@ -213,6 +253,7 @@ class FeatureSpec:
             match_buckets=int(data["match_buckets"]),
             # Artifacts written before schemas existed are serving models.
             schema=str(data.get("schema", SERVING)),
+            tag_slots=int(data.get("tag_slots", 8)),
         )
 
 

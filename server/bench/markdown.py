@@ -168,8 +168,9 @@ def e2e_section(results: dict[str, Any]) -> str:
         "",
         f"So a request's {_us(c['server_cpu_bidder'])} us of server CPU is: gRPC and asyncio as the echo "
         f"pays them, {_us(c['server_cpu_echo'])} us; the path above, {_us(c['in_process_path'])} us; the "
-        f"bidder's background work shared out per request, {_us(c['background'])} us (with no load at all "
-        f"it takes {idle}: the spend refresh reads every campaign's spend each second); and "
+        f"bidder's background work shared out per request, {_us(c['background'])} us (with no load at all, "
+        f"once started, it takes {idle}: each second the spend refresh reads the campaigns whose spend "
+        "moved, and each pacing interval the controller steps every budgeted campaign); and "
         f"{_us(c['residual'])} us not accounted for in isolation (the server's caches and cores shared with "
         "the load processes, and GIL hand-offs between the event loop and the background threads). "
         "Top functions: `profile.txt` in the results directory.",

@@ -20,10 +20,19 @@ from personabid.decision.reasons import PROGRESS, NoBid
 from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression, validate
 from personabid.decision.score import candidate_features
 from personabid.decision.snapshot import Snapshot
-from personabid.decision.uservec import user_vector
+from personabid.decision.uservec import strongest_tags, user_vector
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MICROS_PER_CPM, StateUnavailable
-from personabid.training.features import request_tokens, slot_name, slot_token, time_tokens
+from personabid.training.features import (
+    LOGGED_TAGS,
+    MULTI_VALUED,
+    NO_TAG,
+    request_tokens,
+    slot_name,
+    slot_token,
+    tag_token,
+    time_tokens,
+)
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
 REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "site_category", "device")
@@ -79,6 +88,12 @@ class Decider:
         self.spend = spend
         self._table = snapshot.index.campaigns
         self._spec = snapshot.model.spec
+        # Tokens of the vocabulary's tags, NO_TAG last so that position -1 (no tag) finds it.
+        vocab = snapshot.index.vocab.tags
+        self._tag_tokens = np.array([*(tag_token(t) for t in vocab), NO_TAG], dtype=np.uint64)
+        # The user's strongest tags are looked up per auction only when the model scores them; otherwise
+        # only for a bid, whose event log record carries them.
+        self._scores_tags = MULTI_VALUED in self._spec.fields
 
     def decide(self, request: AuctionRequest) -> Decision:
         started = time.perf_counter()
@@ -170,11 +185,14 @@ class Decider:
             **request_tokens(request.devicetype, request.os, request.country),
             **time_tokens(now),
         }
+        strongest = strongest_tags(user, LOGGED_TAGS) if self._scores_tags else None
+        if strongest is not None:
+            context_tokens[MULTI_VALUED] = self._tag_tokens[strongest]
         furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
         for imp in request.impressions:
             try:
                 outcome = self._decide_impression(
-                    decision, request, imp, rows, scores, context_tokens, now, lap
+                    decision, request, imp, rows, scores, context_tokens, (now, user, strongest), lap
                 )
             except StateUnavailable as exc:
                 decision.bids.clear()  # reservations already made expire on their own
@@ -204,8 +222,8 @@ class Decider:
         imp: Impression,
         rows: np.ndarray,
         scores: np.ndarray,
-        context_tokens: dict[str, int],
-        now: float,
+        context_tokens: dict[str, int | np.ndarray],
+        user_context: tuple[float, np.ndarray, np.ndarray | None],
         lap: Callable[[str], None],
     ) -> Bid | NoBid:
         table = self._table
@@ -236,7 +254,13 @@ class Decider:
         while winner >= 0 and self.spend is not None:
             row = int(rows[winner])
             pending = self._pending(
-                request, imp, row, float(prices[winner]), float(pctr[winner]), float(scores[winner]), now
+                request,
+                imp,
+                row,
+                float(prices[winner]),
+                float(pctr[winner]),
+                float(scores[winner]),
+                *user_context,
             )
             if self.spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", pending):
                 break
@@ -272,9 +296,13 @@ class Decider:
         pctr: float,
         match_score: float,
         now: float,
+        user: np.ndarray,
+        strongest: np.ndarray | None,
     ) -> dict[str, object]:
         """What the event log needs of this bid when its win arrives (see training/events.py)."""
         table = self._table
+        if strongest is None:
+            strongest = strongest_tags(user, LOGGED_TAGS)
         return {
             "ts": now,
             "request_id": request.id,
@@ -288,7 +316,8 @@ class Decider:
             "country": request.country,
             "w": imp.w,
             "h": imp.h,
-            "match": round(match_score, 6),
+            "match": match_score,  # a float32's value, which JSON carries exactly: training buckets it alike
+            "tags": [self.snapshot.index.vocab.tags[p] for p in strongest.tolist() if p >= 0],
             "pctr": pctr,
             "price": bid,
             "model": self.snapshot.model.version,

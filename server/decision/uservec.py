@@ -28,3 +28,15 @@ def user_vector(
         return None
     vector /= norm
     return vector
+
+
+def strongest_tags(user: np.ndarray, count: int) -> np.ndarray:
+    """int64 (count,) vocabulary positions of the user's `count` heaviest tags with positive weight,
+    heaviest first (ties by position), padded with -1: the `tags` feature and what the event log keeps."""
+    weights = np.asarray(user, dtype=np.float32).ravel()
+    positive = np.flatnonzero(weights > 0)
+    # lexsort's last key is the primary one: weight descending, then position ascending.
+    order = positive[np.lexsort((positive, -weights[positive]))][:count]
+    out = np.full(count, -1, dtype=np.int64)
+    out[: len(order)] = order
+    return out

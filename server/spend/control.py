@@ -72,6 +72,7 @@ class _View:
     rates: np.ndarray  # float64 pacing rates
     budgeted: np.ndarray  # int64 rows with a budget
     row_of: dict[str, int]  # campaign id -> row, budgeted campaigns only
+    budgeted_ids: list[str]  # the ids of `budgeted`, in its order: each pacing step names them all
     refreshed: float = 0.0
     day: str = ""  # the UTC day the cache holds; "" until the first full read
     term: int = -1  # the pacing interval last stepped
@@ -121,7 +122,7 @@ class SpendControl:
             rates[budgeted] = self.settings.pacing.initial_rate
             zeros = np.zeros(len(table), dtype=np.int64)
             row_of = {str(table.campaign_id[r]): int(r) for r in budgeted}
-            view = _View(table, budgets, zeros, zeros.copy(), rates, budgeted, row_of)
+            view = _View(table, budgets, zeros, zeros.copy(), rates, budgeted, row_of, list(row_of))
             # Decisions read the cache, which the server refreshes in the background (refresh_seconds);
             # until the first refresh every budget looks unspent, and reservations still check the store.
             self._view = view
@@ -160,7 +161,7 @@ class SpendControl:
         if term == view.term or view.budgeted.size == 0:
             return
         view.term = term
-        ids = [str(c) for c in view.table.campaign_id[view.budgeted]]
+        ids = view.budgeted_ids
         if self._use(lambda: self.store.lead(f"{day}:{term}", pacing.interval * 2)):
             old = view.rates[view.budgeted]
             new = next_rates(
