@@ -49,8 +49,8 @@ from personabid.index.build import (
     apply_search_params,
     build,
     choose,
-    exact_neighbours,
     memory_estimate,
+    query_sets,
     realistic_queries,
     tune,
 )
@@ -262,11 +262,7 @@ def build_tuned(vectors: np.ndarray, index_type: str, target: float) -> tuple[fa
     began = time.perf_counter()
     index = build(vectors, choice)
     build_seconds = time.perf_counter() - began
-    count = min(1000, len(vectors))
-    tuning = realistic_queries(vectors, count, seed=0)
-    tuning_set = (tuning, exact_neighbours(vectors, tuning, TOP_K))
-    held = realistic_queries(vectors, count, seed=1)
-    held_set = (held, exact_neighbours(vectors, held, TOP_K))
+    tuning_set, held_set = query_sets(vectors, min(1000, len(vectors)), TOP_K, seed=0)
     events = LogEvents()  # the tuning steps: how recall grows with efSearch or nprobe
     logging.getLogger("personabid.index").addHandler(events)
     params, recall, held_recall = tune(index, choice, tuning_set, held_set, target)

@@ -29,6 +29,7 @@ from personabid.index.build import (
     build,
     choose,
     exact_neighbours,
+    query_sets,
     realistic_queries,
     tune,
 )
@@ -57,16 +58,8 @@ def _index(world: Path, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
         apply_search_params(index, params)
         return index, params
     index = build(personas, choice, seed=0)
-    count = min(1000, len(personas))
-    tuning = realistic_queries(personas, count, seed=0)
-    held_out = realistic_queries(personas, count, seed=1)
-    params, *_ = tune(
-        index,
-        choice,
-        (tuning, exact_neighbours(personas, tuning, TOP_K)),
-        (held_out, exact_neighbours(personas, held_out, TOP_K)),
-        0.95,
-    )
+    tuning, held_out = query_sets(personas, min(1000, len(personas)), TOP_K, seed=0)
+    params, *_ = tune(index, choice, tuning, held_out, 0.95)
     path.parent.mkdir(exist_ok=True)
     faiss.write_index(index, str(path))
     params_path.write_text(json.dumps(params))

@@ -204,6 +204,16 @@ def _nprobe_steps(nlist: int) -> list[int]:
     return steps
 
 
+def query_sets(
+    vectors: np.ndarray, count: int, k: int, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The (queries, exact top-k) pairs that `tune` takes: tuning queries of `seed`, held-out ones of
+    seed + 1, `count` of each."""
+    tuning = realistic_queries(vectors, count, seed)
+    held_out = realistic_queries(vectors, count, seed + 1)
+    return (tuning, exact_neighbours(vectors, tuning, k)), (held_out, exact_neighbours(vectors, held_out, k))
+
+
 def realistic_queries(vectors: np.ndarray, count: int, seed: int) -> np.ndarray:
     """float32 (count, dims) unit queries near the personas: a persona plus noise of norm QUERY_NOISE,
     with no negative weights, as user profiles have none."""

@@ -23,9 +23,8 @@ from personabid.index.build import (
     apply_search_params,
     build,
     choose,
-    exact_neighbours,
     memory_estimate,
-    realistic_queries,
+    query_sets,
     tune,
 )
 from personabid.index.campaigns import CampaignSpec, CampaignTable, build_table
@@ -84,13 +83,9 @@ def write_index(
     with progress(log, f"adding {choice.index_type} vectors", total=len(personas), unit="vectors") as bar:
         index = build(personas, choice, bar.update, seed=options.seed)
     count = min(options.recall_queries, len(personas))
-    queries = realistic_queries(personas, count, seed=options.seed)
-    truth = exact_neighbours(personas, queries, options.recall_k)
-    held_queries = realistic_queries(personas, count, seed=options.seed + 1)
-    held_truth = exact_neighbours(personas, held_queries, options.recall_k)
-    params, recall, held = tune(
-        index, choice, (queries, truth), (held_queries, held_truth), options.min_recall
-    )
+    tuning, held_out = query_sets(personas, count, options.recall_k, options.seed)
+    params, recall, held = tune(index, choice, tuning, held_out, options.min_recall)
+    queries, truth = tuning
     if min(recall, held) < options.min_recall:
         raise RecallTooLow(
             f"{choice.index_type} index reaches recall@{truth.shape[1]} {recall:.4f} (held-out queries "

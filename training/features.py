@@ -121,22 +121,25 @@ def request_tokens(devicetype: int, os: str, country: str) -> dict[str, int]:
     }
 
 
+_HOUR_TOKENS = np.array([token(f"hour:{h}") for h in range(24)], dtype=np.uint64)
+_WEEKDAY_TOKENS = np.array([token(f"weekday:{d}") for d in range(7)], dtype=np.uint64)
+
+
+def _hour_and_weekday(seconds: Any) -> tuple[Any, Any]:
+    """UTC hour (0-23) and weekday (0 is Monday) of whole unix seconds, an int or an int64 array."""
+    return seconds // 3600 % 24, (seconds // 86_400 + 3) % 7  # 1970-01-01 was a Thursday
+
+
 def time_tokens(ts: float) -> dict[str, int]:
     """Tokens of the UTC hour and weekday of unix time `ts`, as training and serving both compute them."""
-    seconds = int(ts)
-    return {
-        "hour": _cached_token(f"hour:{seconds // 3600 % 24}"),
-        # 1970-01-01 was a Thursday, weekday 3.
-        "weekday": _cached_token(f"weekday:{(seconds // 86_400 + 3) % 7}"),
-    }
+    hour, weekday = _hour_and_weekday(int(ts))
+    return {"hour": int(_HOUR_TOKENS[hour]), "weekday": int(_WEEKDAY_TOKENS[weekday])}
 
 
 def time_token_arrays(ts: np.ndarray) -> dict[str, np.ndarray]:
     """`time_tokens` of every row of a unix-seconds array."""
-    seconds = np.floor(ts).astype(np.int64)
-    hours = np.array([_cached_token(f"hour:{h}") for h in range(24)], dtype=np.uint64)
-    weekdays = np.array([_cached_token(f"weekday:{d}") for d in range(7)], dtype=np.uint64)
-    return {"hour": hours[seconds // 3600 % 24], "weekday": weekdays[(seconds // 86_400 + 3) % 7]}
+    hour, weekday = _hour_and_weekday(np.floor(ts).astype(np.int64))
+    return {"hour": _HOUR_TOKENS[hour], "weekday": _WEEKDAY_TOKENS[weekday]}
 
 
 def slot_token(w: int, h: int) -> int:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from personabid.training.logistic import sigmoid
+
 
 @dataclass(frozen=True)
 class FmParams:
@@ -60,8 +62,7 @@ def _fm_epoch(
                 squares += x * x
             sums[f] = total
             logit += 0.5 * (total * total - squares)
-        logit = min(max(logit, -35.0), 35.0)
-        p = 1.0 / (1.0 + np.exp(-logit))
+        p = sigmoid(logit)
         y = labels[r]
         loss -= np.log(p) if y > 0 else np.log(1.0 - p)
         g = p - y

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from personabid.training.logistic import sigmoid
+
 
 @dataclass(frozen=True)
 class FtrlParams:
@@ -54,8 +56,7 @@ def _ftrl_epoch(
             logit += w[j]
         w[width] = _weight(z[bias], n[bias], alpha, beta, 0.0, l2)
         logit += w[width] + offset
-        logit = min(max(logit, -35.0), 35.0)
-        p = 1.0 / (1.0 + np.exp(-logit))
+        p = sigmoid(logit)
         y = labels[r]
         loss -= np.log(p) if y > 0 else np.log(1.0 - p)
         g = p - y

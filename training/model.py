@@ -22,6 +22,7 @@ import numpy as np
 from personabid.artifact import FileWriter, read_manifest, resolve, write_artifact
 from personabid.errors import ArtifactError
 from personabid.training.features import FeatureSpec
+from personabid.training.logistic import sigmoid, sigmoid_array
 
 KIND = "ctr-model"
 FORMAT_VERSION = 1
@@ -40,9 +41,7 @@ def _pctr(indices: np.ndarray, weights: np.ndarray, scale: float, shift: float) 
         logit = bias
         for j in range(width):
             logit += weights[indices[r, j]]
-        z = scale * logit + shift
-        z = min(max(z, -35.0), 35.0)
-        out[r] = 1.0 / (1.0 + np.exp(-z))
+        out[r] = sigmoid(scale * logit + shift)
     return out
 
 
@@ -83,9 +82,7 @@ def _fm_pctr(
 ) -> np.ndarray:
     out = np.empty(indices.shape[0], dtype=np.float32)
     for r in range(indices.shape[0]):
-        z = scale * _fm_logit(indices, r, weights, factors) + shift
-        z = min(max(z, -35.0), 35.0)
-        out[r] = 1.0 / (1.0 + np.exp(-z))
+        out[r] = sigmoid(scale * _fm_logit(indices, r, weights, factors) + shift)
     return out
 
 
@@ -220,7 +217,7 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 50) -> t
     target = np.where(y > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
     scale, shift = 1.0, 0.0
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(scale * x + shift, -35, 35)))
+        p = sigmoid_array(scale * x + shift)
         gradient = np.array([np.dot(p - target, x), np.sum(p - target)])
         weight = p * (1 - p) + 1e-12
         hessian = np.array(

@@ -22,6 +22,7 @@ from personabid.training.evaluate import report
 from personabid.training.features import FeatureSpec
 from personabid.training.fm import FmParams, FmTrainer
 from personabid.training.ftrl import FtrlParams, FtrlTrainer
+from personabid.training.logistic import sigmoid_array
 from personabid.training.logs import DEFAULT_MAX_BAD_FRACTION, BadRows, LogError, featurize
 from personabid.training.model import CtrModel, fit_platt
 from personabid.training.source import RowSource
@@ -177,9 +178,9 @@ def fit(
             "method": "platt",
             "scale": calibration[0],
             "shift": calibration[1],
-            "uncalibrated": _ctr(held_out, _sigmoid(logits[EVALUATION])),
+            "uncalibrated": _ctr(held_out, sigmoid_array(logits[EVALUATION])),
         },
-        "evaluation": report(held_out, _sigmoid(calibration[0] * logits[EVALUATION] + calibration[1])),
+        "evaluation": report(held_out, sigmoid_array(calibration[0] * logits[EVALUATION] + calibration[1])),
     }
     return model, summary
 
@@ -253,10 +254,6 @@ def _ctr(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     actual, predicted = float(labels.mean()), float(probabilities.mean())
     ratio = predicted / actual if actual > 0 else float("nan")
     return {"actual_ctr": actual, "predicted_ctr": predicted, "predicted_over_actual": ratio}
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(logits, -35.0, 35.0)))
 
 
 class HashedRows:

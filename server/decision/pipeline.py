@@ -6,6 +6,7 @@ each filter removed, so that the serving layer can export them without the core 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,8 +92,6 @@ class Decider:
         # Tokens of the vocabulary's tags, NO_TAG last so that position -1 (no tag) finds it.
         vocab = snapshot.index.vocab.tags
         self._tag_tokens = np.array([*(tag_token(t) for t in vocab), NO_TAG], dtype=np.uint64)
-        # The user's strongest tags are looked up per auction only when the model scores them; otherwise
-        # only for a bid, whose event log record carries them.
         self._scores_tags = MULTI_VALUED in self._spec.fields
 
     def decide(self, request: AuctionRequest) -> Decision:
@@ -185,14 +184,15 @@ class Decider:
             **request_tokens(request.devicetype, request.os, request.country),
             **time_tokens(now),
         }
-        strongest = strongest_tags(user, LOGGED_TAGS) if self._scores_tags else None
-        if strongest is not None:
-            context_tokens[MULTI_VALUED] = self._tag_tokens[strongest]
+        # Looked up at most once an auction, and only if the model or a bid's event record needs them.
+        user_tags = functools.cache(lambda: strongest_tags(user, LOGGED_TAGS))
+        if self._scores_tags:
+            context_tokens[MULTI_VALUED] = self._tag_tokens[user_tags()]
         furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
         for imp in request.impressions:
             try:
                 outcome = self._decide_impression(
-                    decision, request, imp, rows, scores, context_tokens, (now, user, strongest), lap
+                    decision, request, imp, rows, scores, context_tokens, (now, user_tags), lap
                 )
             except StateUnavailable as exc:
                 decision.bids.clear()  # reservations already made expire on their own
@@ -223,7 +223,7 @@ class Decider:
         rows: np.ndarray,
         scores: np.ndarray,
         context_tokens: dict[str, int | np.ndarray],
-        user_context: tuple[float, np.ndarray, np.ndarray | None],
+        user_context: tuple[float, Callable[[], np.ndarray]],
         lap: Callable[[str], None],
     ) -> Bid | NoBid:
         table = self._table
@@ -296,13 +296,10 @@ class Decider:
         pctr: float,
         match_score: float,
         now: float,
-        user: np.ndarray,
-        strongest: np.ndarray | None,
+        user_tags: Callable[[], np.ndarray],
     ) -> dict[str, object]:
         """What the event log needs of this bid when its win arrives (see training/events.py)."""
         table = self._table
-        if strongest is None:
-            strongest = strongest_tags(user, LOGGED_TAGS)
         return {
             "ts": now,
             "request_id": request.id,
@@ -317,7 +314,7 @@ class Decider:
             "w": imp.w,
             "h": imp.h,
             "match": match_score,  # a float32's value, which JSON carries exactly: training buckets it alike
-            "tags": [self.snapshot.index.vocab.tags[p] for p in strongest.tolist() if p >= 0],
+            "tags": [self.snapshot.index.vocab.tags[p] for p in user_tags().tolist() if p >= 0],
             "pctr": pctr,
             "price": bid,
             "model": self.snapshot.model.version,
