@@ -6,17 +6,24 @@ DATA ?= var/demo
 SERVE_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto run demo test lint bench-decision bench bench-smoke clean
+.PHONY: help deps install proto run demo test lint fuzz bench-decision bench bench-smoke clean
 
 help:
-	@echo "make run     set up .venv, build the demo world if missing, serve on 127.0.0.1:50051 (metrics :9464)"
-	@echo "make test    set up .venv and run the whole test suite"
+	@echo "make run     make deps, set up .venv, build the demo world if missing, serve on 127.0.0.1:50051 (metrics :9464)"
+	@echo "make test    make deps, set up .venv and run the whole test suite"
 	@echo "make proto   regenerate the gRPC stubs from proto/"
-	@echo "make lint    ruff"
+	@echo "make deps    install what is needed outside Python (redis-server, promtool): apt-get, as root"
+	@echo "make lint    ruff (check and format) and mypy"
+	@echo "make fuzz    fuzz request decoding and validation for FUZZ_SECONDS (crashes in var/fuzz/crash-*)"
 	@echo "make bench   the whole benchmark suite: micro (pytest-benchmark) and end to end (personabid bench)"
 	@echo "make bench-smoke  a short end-to-end run (under 2 minutes), checked for complete, sane results"
 
-$(BIN)/python:
+# Everything below goes through here, so that `make run` and `make test` set up a fresh machine. A quick
+# no-op when all is present; otherwise it installs with apt-get (as root) or says what to install.
+deps:
+	PYTHON=$(PYTHON) .ci/system-deps
+
+$(BIN)/python: | deps
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
@@ -24,7 +31,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-install: $(STAMP) proto
+install: deps $(STAMP) proto
 
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
@@ -42,6 +49,15 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	MYPY=$(BIN)/mypy .ci/typecheck
+
+# Coverage-guided fuzzing (atheris) of bytes -> BidRequest -> validation -> decision on a small world built
+# in var/fuzz/world; the corpus grows in var/fuzz/corpus. The suite runs the same harness for 30 s.
+FUZZ_SECONDS ?= 300
+fuzz: install
+	mkdir -p var/fuzz
+	$(BIN)/python -m tests.fuzz_request --world var/fuzz/world --corpus var/fuzz/corpus \
+		-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/
 
 bench-decision: install
 	mkdir -p benchmarks/results

@@ -21,6 +21,7 @@ from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.request import AuctionRequest
 from personabid.decision.snapshot import Snapshot
 from personabid.demo import DemoSpec, build_demo, read_world
+from personabid.reload import warm_up
 
 BENCH_WORLD = DemoSpec(seed=7, campaigns=10_000, impressions=100_000)
 BENCH_DIR = Path(__file__).resolve().parent
@@ -51,7 +52,11 @@ def bench_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def decider(bench_dir: Path) -> Decider:
-    return Decider(Snapshot.load(bench_dir / "index", bench_dir / "model"), DecisionSettings())
+    decider = Decider(Snapshot.load(bench_dir / "index", bench_dir / "model"), DecisionSettings())
+    # As the server does before serving: a first decision that compiles the kernels would overrun the
+    # requests' tmax and check nothing.
+    warm_up(decider)
+    return decider
 
 
 @pytest.fixture(scope="session")

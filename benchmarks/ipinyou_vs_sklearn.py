@@ -80,7 +80,7 @@ def main() -> None:
 
     log = LogFile(args.data, "ipinyou")
     chunks = list(log.chunks(BadRows()))
-    times = np.concatenate([c.time for c in chunks])  # type: ignore[misc]
+    times = np.concatenate([c.time for c in chunks])
     labels = np.concatenate([c.labels for c in chunks])
     parts = SPLIT.parts(len(labels), times)
     held_out = labels[parts == EVALUATION]

@@ -8,6 +8,7 @@ written out plainly) before it is timed; none asserts a time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,12 +21,26 @@ from personabid.decision.pricing import price
 from personabid.decision.request import AuctionRequest
 from personabid.decision.score import candidate_features, request_tokens, slot_token
 from personabid.decision.uservec import user_vector
-from personabid.index.campaigns import CampaignTable
+from personabid.demo import read_world
+from personabid.index.campaigns import CampaignSpec, CampaignTable
 from personabid.spend.control import SpendControl, SpendSettings
 from personabid.spend.store import MemoryStore
 
 KS = (10, 50, 100)
 NOW = 1_763_900_000  # inside the demo world's schedules
+BCAT = ("IAB25", "IAB7-39")
+PAGE = ("IAB12",)
+SIZE = "300x250"
+FLOOR = 1.5
+
+
+@pytest.fixture(scope="module")
+def specs(bench_dir: Path, decider: Decider) -> list[CampaignSpec]:
+    """The campaigns as the world specifies them, row for row: what the filters' checks read."""
+    table = decider.snapshot.index.campaigns
+    specs, _ = read_world(bench_dir).campaigns(len(table))
+    assert [s.id for s in specs] == table.campaign_id.tolist()
+    return specs
 
 
 def _candidates(decider: Decider, request: AuctionRequest, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,11 +82,11 @@ def _filter_cases(table: CampaignTable, request: AuctionRequest) -> dict[str, Ca
         request.devicetype,
         request.country,
         request.os,
-        bcat=("IAB25", "IAB7-39"),
+        bcat=BCAT,
         badv=(str(table.adomain[0]),),
-        site_categories=("IAB12",),
+        site_categories=PAGE,
     )
-    size_code = table.code_of("sizes", "300x250")
+    size_code = table.code_of("sizes", SIZE)
     spend = SpendControl(MemoryStore(), SpendSettings())
     return {
         "similarity": lambda r, s: filters.similarity_floor(table, r, s),
@@ -81,7 +96,7 @@ def _filter_cases(table: CampaignTable, request: AuctionRequest) -> dict[str, Ca
         "geo": lambda r, s: filters.geo(table, r, context.country_code, context.region_code),
         "site_category": lambda r, s: filters.site_category(table, r, context.site_categories),
         "device": lambda r, s: filters.device(table, r, context.devicetype, context.os_code),
-        "floor": lambda r, s: filters.floor_reachable(table, r, 1.5),
+        "floor": lambda r, s: filters.floor_reachable(table, r, FLOOR),
         "size": lambda r, s: filters.creative_size(table, r, size_code),
         "budget": lambda r, s: spend.budget_left(table, r) > 0,
         "frequency": lambda r, s: spend.under_cap(table, r, "user-1"),
@@ -89,19 +104,37 @@ def _filter_cases(table: CampaignTable, request: AuctionRequest) -> dict[str, Ca
     }
 
 
-# What each filter keeps, by its definition, row by row (for the checks, not for speed).
-def _expected(name: str, table: CampaignTable, rows: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
-    plain = {
-        "similarity": lambda i, r: scores[i] >= table.min_match[r],
-        "schedule": lambda i, r: table.start[r] <= NOW and (table.end[r] == 0 or table.end[r] > NOW),
-        "floor": lambda i, r: table.max_bid[r] >= 1.5,
-        "budget": lambda i, r: True,  # nothing spent yet
-        "frequency": lambda i, r: True,  # the user has seen nothing
-        "pacing": lambda i, r: True,  # every campaign starts the day at rate 1
+# What each filter keeps, by its definition, row by row from the campaigns' specs (for the checks, not
+# for speed).
+def _expected(
+    name: str,
+    table: CampaignTable,
+    specs: list[CampaignSpec],
+    request: AuctionRequest,
+    rows: np.ndarray,
+    scores: np.ndarray,
+) -> np.ndarray:
+    country, os = request.country.upper(), request.os.lower()
+    plain: dict[str, Callable[[int, CampaignSpec], bool]] = {
+        "similarity": lambda i, s: scores[i] >= s.min_match,
+        "schedule": lambda i, s: s.start <= NOW and (s.end == 0 or s.end > NOW),
+        "bcat": lambda i, s: not any(s.category == b or s.category.startswith(b + "-") for b in BCAT),
+        "badv": lambda i, s: s.adomain != str(table.adomain[0]),
+        # The request names no region: region-targeted campaigns are out.
+        "geo": lambda i, s: (not s.countries or country in s.countries) and not s.regions,
+        "site_category": lambda i, s: (
+            not any(c == b or c.split("-", 1)[0] == b for c in PAGE for b in s.blocked_categories)
+        ),
+        "device": lambda i, s: (
+            (not s.device_types or request.devicetype in s.device_types) and (not s.os or os in s.os)
+        ),
+        "floor": lambda i, s: s.max_bid >= FLOOR,
+        "size": lambda i, s: any(f"{c.w}x{c.h}" == SIZE for c in s.creatives),
+        "budget": lambda i, s: True,  # nothing spent yet
+        "frequency": lambda i, s: True,  # the user has seen nothing
+        "pacing": lambda i, s: True,  # every campaign starts the day at rate 1
     }
-    if name not in plain:
-        return None
-    return np.array([bool(plain[name](i, int(r))) for i, r in enumerate(rows)])
+    return np.array([bool(plain[name](i, specs[int(r)])) for i, r in enumerate(rows)])
 
 
 FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "site_category", "device", "floor", "size")
@@ -111,16 +144,19 @@ SPEND_FILTERS = ("budget", "frequency", "pacing")
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("name", FILTERS + SPEND_FILTERS)
 def test_filter(
-    benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest], name: str, k: int
+    benchmark: BenchmarkFixture,
+    decider: Decider,
+    requests: list[AuctionRequest],
+    specs: list[CampaignSpec],
+    name: str,
+    k: int,
 ) -> None:
     table = decider.snapshot.index.campaigns
     rows, scores = _candidates(decider, requests[1], k)
     mask_of = _filter_cases(table, requests[1])[name]
     mask = mask_of(rows, scores)
     assert mask.dtype == bool and mask.shape == (k,)
-    expected = _expected(name, table, rows, scores)
-    if expected is not None:
-        np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(mask, _expected(name, table, specs, requests[1], rows, scores))
     benchmark(mask_of, rows, scores)
 
 

@@ -84,16 +84,18 @@ def _nlist(n: int) -> int:
 
 
 def build(
-    vectors: np.ndarray, choice: IndexChoice, progress: Callable[[int], None] | None = None, seed: int = 0
+    vectors: np.ndarray, choice: IndexChoice, progress: Callable[[int], object] | None = None, seed: int = 0
 ) -> faiss.Index:
     """A FAISS inner-product index over float32 (n, dims) unit vectors; label i is row i."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dims = vectors.shape
+    index: faiss.Index
     if choice.index_type == "flat":
         index = faiss.IndexFlatIP(dims)
     elif choice.index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dims, choice.params["M"], faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = choice.params["efConstruction"]
+        graph = faiss.IndexHNSWFlat(dims, choice.params["M"], faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = choice.params["efConstruction"]
+        index = graph
     else:
         index = _ivfpq(dims, choice.params)
         sample = vectors
@@ -125,11 +127,11 @@ def _ivfpq(dims: int, params: dict[str, Any]) -> faiss.Index:
         quantizer, padded, params["nlist"], params["pq_m"], params["pq_bits"], faiss.METRIC_INNER_PRODUCT
     )
     # Padding with zeros keeps every inner product and lets any dimension split into 4-d sub-vectors.
-    coarse = (
-        ivf
-        if padded == dims
-        else faiss.IndexPreTransform(faiss.RemapDimensionsTransform(dims, padded, False), ivf)
-    )
+    coarse: faiss.Index = ivf
+    if padded != dims:
+        # The (d_in, d_out, uniform) constructor, uniform=False: faiss' stubs list only (d_in, d_out, map).
+        remap = faiss.RemapDimensionsTransform(dims, padded, False)  # type: ignore[arg-type]
+        coarse = faiss.IndexPreTransform(remap, ivf)
     refine = faiss.IndexScalarQuantizer(dims, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexRefine(coarse, refine)
     index.k_factor = params["k_factor"]
@@ -138,11 +140,15 @@ def _ivfpq(dims: int, params: dict[str, Any]) -> faiss.Index:
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
     if "efSearch" in params:
-        faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])
+        graph = faiss.downcast_index(index)
+        assert isinstance(graph, faiss.IndexHNSW), f"efSearch on a {type(graph).__name__}"
+        graph.hnsw.efSearch = int(params["efSearch"])
     if "nprobe" in params:
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
     if "k_factor" in params:
-        faiss.downcast_index(index).k_factor = float(params["k_factor"])
+        refine = faiss.downcast_index(index)
+        assert isinstance(refine, faiss.IndexRefine), f"k_factor on a {type(refine).__name__}"
+        refine.k_factor = float(params["k_factor"])
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

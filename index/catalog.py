@@ -299,8 +299,8 @@ def _frequency_cap(value: Any) -> tuple[int, float]:
     if value in (None, "", {}):
         return 0, 86_400.0
     if isinstance(value, str):
-        count, sep, hours = value.partition("/")
-        value = {"count": count, "window_hours": hours if sep else 24}
+        given_count, sep, given_hours = value.partition("/")
+        value = {"count": given_count, "window_hours": given_hours if sep else 24}
     if not isinstance(value, dict):
         raise _Invalid("frequency_cap", f"{value!r}: expected {{count, window_hours}}")
     try:

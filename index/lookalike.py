@@ -87,7 +87,9 @@ def _cluster(unit: np.ndarray, k: int, seed: int) -> tuple[float, np.ndarray]:
     else:
         kmeans = faiss.Kmeans(unit.shape[1], k, niter=25, seed=seed, spherical=True, verbose=False)
         kmeans.train(unit)
-        centroids = kmeans.centroids.copy()
+        trained = kmeans.centroids
+        assert trained is not None, "Kmeans.train sets the centroids"
+        centroids = trained.copy()
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
     faiss.normalize_L2(centroids)
     return float((unit @ centroids.T).max(axis=1).mean()), centroids

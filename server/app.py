@@ -12,17 +12,20 @@ import contextlib
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import faiss
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
 
 from personabid.admin import AdminServicer
 from personabid.config import Settings
 from personabid.decision.pipeline import Decider, DecisionSettings
+from personabid.decoding import OnUndecodable, add_tolerant_servicer
 from personabid.errors import ConfigError
 from personabid.eventlog import EventLog
 from personabid.notifications import Notifier
@@ -31,12 +34,16 @@ from personabid.reload import Reloader
 from personabid.servicer import BidderServicer
 from personabid.spend.control import Notification, SpendControl, SpendSettings
 from personabid.spend.redis_store import RedisStore
-from personabid.spend.store import MemoryStore, StateUnavailable
+from personabid.spend.store import MemoryStore, StateUnavailable, StoreLimits
 from personabid.telemetry import Metrics
 from personabid.v1 import admin_pb2, admin_pb2_grpc, bidder_pb2, bidder_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "personabid.v1.Bidder"
+# A drain ends early once no call has arrived for this long: longer than a call waits in grpc's queue
+# on a loaded worker, short enough that an idle server stops at once.
+DRAIN_QUIET = 0.05
+DRAIN_POLL = 0.005
 
 
 def server_options(settings: Settings) -> list[tuple[str, Any]]:
@@ -46,6 +53,16 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
     connections over them. With one worker it stays off, so that a second server on a taken port fails.
     """
     return [("grpc.so_reuseport", 1 if settings.workers > 1 else 0)]
+
+
+def add_reflection(names: tuple[str, ...], server: grpc.aio.Server, refuse: OnUndecodable) -> None:
+    """Server reflection for `names`, its request parser tolerant like every other service's."""
+    add_tolerant_servicer(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer(names),
+        server,
+        refuse,
+    )
 
 
 def split_addr(addr: str) -> tuple[str, int]:
@@ -71,7 +88,16 @@ class BidServer:
         self.decision_settings = DecisionSettings(
             top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms, seat=settings.seat
         )
-        store = RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
+        limits = StoreLimits(
+            max_pending=settings.max_pending_bids,
+            max_frequency_keys=settings.max_frequency_keys,
+            max_events=settings.max_dedupe_events,
+        )
+        store = (
+            RedisStore(settings.redis_url)
+            if settings.redis_url
+            else MemoryStore(limits, on_capped=self.metrics.observe_capped)
+        )
         self.spend = SpendControl(
             store,
             SpendSettings(
@@ -96,11 +122,17 @@ class BidServer:
         self.grpc_port = 0
         self.metrics_port = 0
         self.admin_port = 0
-        self._metrics_httpd = None
+        self._metrics_httpd: WSGIServer | None = None
         self._stopping = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[None] | None = None
         self.event_log: EventLog | None = None
+        self.bidder: BidderServicer | None = None
+        self._decisions = (
+            ThreadPoolExecutor(settings.decision_threads, thread_name_prefix="decide")
+            if settings.decision_threads > 0
+            else None
+        )
 
     @property
     def decider(self) -> Decider | None:
@@ -114,23 +146,26 @@ class BidServer:
         pseudonym = Pseudonymizer.from_environment(self.settings.key_file)
         self.event_log = EventLog(self.settings.events)
         server = grpc.aio.server(options=server_options(self.settings))
-        bidder_pb2_grpc.add_BidderServicer_to_server(
-            BidderServicer(
-                lambda: self.reloader.decider,
-                self.metrics,
-                pseudonym,
-                self.settings.seat,
-                Notifier(self.spend, self._record_event, self.metrics.observe_notification),
-            ),
-            server,
+        bidder = BidderServicer(
+            lambda: self.reloader.decider,
+            self.metrics,
+            pseudonym,
+            self.settings.seat,
+            Notifier(self.spend, self._record_event, self.metrics.observe_notification),
+            executor=self._decisions,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.bidder = bidder
+        refuse = bidder.refuse_undecodable
+        add_tolerant_servicer(
+            bidder_pb2_grpc.add_BidderServicer_to_server, bidder, server, refuse, streams_answer=True
+        )
+        add_tolerant_servicer(health_pb2_grpc.add_HealthServicer_to_server, self.health, server, refuse)
         names = (
             bidder_pb2.DESCRIPTOR.services_by_name["Bidder"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, server)
+        add_reflection(names, server, refuse)
         for service in (SERVICE_NAME, ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.grpc_port = server.add_insecure_port(self.settings.grpc_addr)
@@ -142,9 +177,13 @@ class BidServer:
         admin = None
         if self.serves_admin:
             admin = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-            admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(self.reloader), admin)
-            reflection.enable_server_reflection(
-                (admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name, reflection.SERVICE_NAME), admin
+            add_tolerant_servicer(
+                admin_pb2_grpc.add_AdminServicer_to_server, AdminServicer(self.reloader), admin, refuse
+            )
+            add_reflection(
+                (admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name, reflection.SERVICE_NAME),
+                admin,
+                refuse,
             )
             self.admin_port = admin.add_insecure_port(self.settings.admin_addr)
             if self.admin_port == 0:
@@ -190,9 +229,8 @@ class BidServer:
                 if up:
                     try:
                         await asyncio.to_thread(self.spend.refresh, decider.snapshot.index.campaigns)
-                    except StateUnavailable as exc:
-                        log.warning("spend store unavailable: %s", exc)
-                        up = False
+                    except StateUnavailable:
+                        up = False  # SpendControl logs the outage's start and end
                 self.metrics.observe_spend_summary(self.spend.summary(), up)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.spend.settings.refresh_seconds)
@@ -204,23 +242,50 @@ class BidServer:
         if self.event_log is not None:
             self.event_log.record(note, pending)
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
+        """Stop in three steps, so that no call that reached the server is lost:
+
+        1. Report NOT_SERVING, so that balancers and exchanges that watch health stop sending.
+        2. Drain: go on answering normally until nothing is in flight and no call has arrived for
+           DRAIN_QUIET seconds, for at most `drain` seconds (settings.drain_seconds). grpc cancels the
+           calls its transport has received but not yet handed to the service when the server stops, so
+           stopping at once would cancel calls sent just before the signal.
+        3. Stop the transport: new calls are refused (UNAVAILABLE), calls in flight get `grace` seconds,
+           and streams end after the message in hand.
+        """
+        await self.health.enter_graceful_shutdown()
+        self.metrics.ready.set(0)
+        if self.bidder is not None:
+            await self._drain(self.bidder, self.settings.drain_seconds if drain is None else drain)
+            # What still arrives is refused at once, which keeps grpc's queue of calls not yet handed to
+            # the service empty when the transport stops (those it would cancel).
+            self.bidder.closing = True
+            await self._drain(self.bidder, DRAIN_QUIET * 2)
         self._stopping.set()
         for task in (self._watch, self._refresh):
             if task is not None:
                 await task
-        await self.health.enter_graceful_shutdown()
-        self.metrics.ready.set(0)
         if self.server is not None:
             await self.server.stop(self.settings.grace_seconds if grace is None else grace)
         if self.admin is not None:
             await self.admin.stop(0)
+        if self._decisions is not None:
+            self._decisions.shutdown(wait=True)
         if self.event_log is not None:
             self.event_log.close()
         if self._metrics_httpd is not None:
             self._metrics_httpd.shutdown()
             self._metrics_httpd.server_close()
         log.info("stopped")
+
+    @staticmethod
+    async def _drain(bidder: BidderServicer, limit: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            if bidder.in_flight == 0 and time.monotonic() - bidder.last_arrival >= DRAIN_QUIET:
+                return
+            await asyncio.sleep(DRAIN_POLL)
 
 
 def _with_port(addr: str, port: int) -> str:

@@ -34,6 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     except PersonabidError as exc:
         print(f"personabid: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A missing or unreadable input (or an output that cannot be written): one line naming the file,
+        # not a traceback. Every command reads its inputs through the OS, so this one place covers all.
+        print(f"personabid: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _describe(error: OSError) -> str:
+    if error.filename is None:
+        return str(error)
+    reason = error.strerror or type(error).__name__
+    if error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -29,7 +29,9 @@ def parse_request(text: str) -> pb.BidRequest:
             site["publisher_id"] = str(site["publisher"].get("id", ""))
         regs, user = data.get("regs"), data.get("user")
         for part, name in ((regs, "gdpr"), (user, "consent")):
-            ext = part.get("ext") if isinstance(part, dict) else None
+            if not isinstance(part, dict):
+                continue
+            ext = part.get("ext")
             if isinstance(ext, dict) and name in ext and name not in part:
                 part[name] = ext[name]
         if isinstance(regs, dict):

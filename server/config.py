@@ -28,7 +28,9 @@ class Settings:
     model_path: Path | None = None  # default: data_dir/model
     top_k: int = 100
     min_tmax_ms: int = 5
-    grace_seconds: float = 10.0
+    grace_seconds: float = 10.0  # on SIGTERM, how long calls in flight get once the transport stops
+    drain_seconds: float = 2.0  # before that, how long the server keeps answering while NOT_SERVING
+    decision_threads: int = 0  # threads that run decisions off the event loop; 0: on the loop
     watch_seconds: float = 2.0  # how often the artifact roots are checked for a new version; 0 = never
     log_level: str = "INFO"
     seat: str = "personabid"
@@ -37,6 +39,10 @@ class Settings:
     event_log: Path | None = None  # default: data_dir/events.jsonl
     inflight_seconds: float = 60.0  # a bid not notified by then stops counting against its budget
     workers: int = 1  # serving processes sharing the gRPC port (server/workers.py)
+    # Caps on the in-process state that grows with traffic (README: "Memory under load").
+    max_pending_bids: int = 200_000
+    max_frequency_keys: int = 500_000
+    max_dedupe_events: int = 1_000_000
 
     def __post_init__(self) -> None:
         for name in ("grpc_addr", "metrics_addr", "admin_addr"):
@@ -47,7 +53,12 @@ class Settings:
             raise ConfigError(f"setting top_k={self.top_k}: expected 1 to 10000")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"setting workers={self.workers}: expected 1 to {MAX_WORKERS}")
-        for name in ("min_tmax_ms", "grace_seconds", "watch_seconds", "inflight_seconds"):
+        for name in ("max_pending_bids", "max_frequency_keys", "max_dedupe_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting {name}={getattr(self, name)}: must be at least 1")
+        if not 0 <= self.decision_threads <= 64:
+            raise ConfigError(f"setting decision_threads={self.decision_threads}: expected 0 to 64")
+        for name in ("min_tmax_ms", "grace_seconds", "drain_seconds", "watch_seconds", "inflight_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)}: must not be negative")
 

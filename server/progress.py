@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 
 class Progress(Protocol):
-    def update(self, n: int = 1) -> None: ...
+    # What update returns is not used (tqdm's says whether it redrew the bar).
+    def update(self, n: int = 1) -> object: ...
 
 
 class _LogProgress:

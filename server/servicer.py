@@ -3,16 +3,21 @@ codes (here and nowhere else)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 
 import grpc
 
 from personabid import wire
 from personabid.decision.pipeline import Decider, Decision
 from personabid.decision.reasons import NoBid
+from personabid.decoding import Undecodable
 from personabid.errors import InvalidRequest, NotReady
+from personabid.lograte import RateLimitedLog
 from personabid.notifications import Notifier, Tally
 from personabid.privacy import Pseudonymizer
 from personabid.spend.store import StateUnavailable
@@ -31,6 +36,7 @@ class BidderServicer(pb_grpc.BidderServicer):
         pseudonym: Pseudonymizer,
         seat: str,
         notifier: Notifier | None = None,
+        executor: Executor | None = None,
     ) -> None:
         # `decider` returns the current Decider: a reload swaps it, and a call keeps the one it started with.
         self._decider = decider
@@ -38,6 +44,18 @@ class BidderServicer(pb_grpc.BidderServicer):
         self._pseudonym = pseudonym
         self._seat = seat
         self._notifier = notifier
+        self._log = RateLimitedLog(log)
+        # Decisions run here, off the event loop, when given: the loop then keeps taking calls (and a
+        # shutdown's signal) while a decision runs, and several decisions may be in flight at once.
+        self._executor = executor
+        self.in_flight = 0  # calls being answered; read and written on the event loop only
+        self.last_arrival = 0.0  # time.monotonic() of the latest call
+        self.closing = False  # set once the server drains: streams end after the message in hand
+
+    def refuse_undecodable(self, method: str, undecodable: Undecodable) -> None:
+        """Count and (at a bounded rate) log a request body that is not the method's message."""
+        self._metrics.observe_undecodable(method)
+        self._log.log(logging.WARNING, "undecodable", "%s refused on %s", undecodable, method)
 
     def _decide(self, message: pb.BidRequest) -> Decision:
         decider = self._decider()
@@ -45,7 +63,29 @@ class BidderServicer(pb_grpc.BidderServicer):
             raise NotReady("the index and model are still loading")
         return decider.decide(wire.to_auction(message, self._pseudonym))
 
-    def _answer(
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[None]:
+        """Counts a call in flight, for the drain on shutdown (app.BidServer.stop)."""
+        self.in_flight += 1
+        self.last_arrival = time.monotonic()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(
+        self, method: str, message: pb.BidRequest
+    ) -> tuple[pb.BidResponse | None, grpc.StatusCode, str]:
+        if self.closing:
+            self._metrics.observe_failure(method, "unavailable", NoBid.NOT_READY, 0.0)
+            return None, grpc.StatusCode.UNAVAILABLE, "the server is shutting down: send to another"
+        with self._call():
+            if self._executor is None:
+                return self._answer_now(method, message)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._answer_now, method, message)
+
+    def _answer_now(
         self, method: str, message: pb.BidRequest
     ) -> tuple[pb.BidResponse | None, grpc.StatusCode, str]:
         """The response, or the status code and message of a failure; counts it either way."""
@@ -66,22 +106,29 @@ class BidderServicer(pb_grpc.BidderServicer):
             self._metrics.observe_failure(
                 method, "error", NoBid.TECHNICAL_ERROR, time.perf_counter() - started
             )
-            log.exception(
-                "bid request %r (user %s) failed", message.id, self._pseudonym(message.user.id) or "-"
+            # A fault of ours, but one that a client can trigger again and again: bounded, like any line
+            # a client can cause.
+            self._log.log(
+                logging.ERROR,
+                "failed",
+                "bid request %r (user %s) failed",
+                message.id[:64],
+                self._pseudonym(message.user.id) or "-",
+                exc_info=True,
             )
             return None, grpc.StatusCode.INTERNAL, "internal error"
         self._metrics.observe_decision(method, decision, time.perf_counter() - started)
         return wire.to_response(decision, self._seat), grpc.StatusCode.OK, ""
 
     async def Bid(self, request: pb.BidRequest, context: grpc.aio.ServicerContext) -> pb.BidResponse:
-        response, code, detail = self._answer("Bid", request)
+        response, code, detail = await self._answer("Bid", request)
         if response is None:
             await context.abort(code, detail)
         assert response is not None
         return response
 
     async def BidStream(
-        self, request_iterator: AsyncIterator[pb.BidRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.BidRequest | Undecodable], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BidResponse]:
         # One failed request must not end a stream that other auctions ride on: it gets a no-bid.
         reasons = {
@@ -90,24 +137,49 @@ class BidderServicer(pb_grpc.BidderServicer):
             grpc.StatusCode.INTERNAL: NoBid.TECHNICAL_ERROR,
         }
         async for request in request_iterator:
-            response, code, detail = self._answer("BidStream", request)
+            if isinstance(request, Undecodable):
+                self.refuse_undecodable("BidStream", request)
+                yield wire.no_bid("", NoBid.INVALID_REQUEST, str(request))
+                continue
+            response, code, detail = await self._answer("BidStream", request)
             yield response if response is not None else wire.no_bid(request.id, reasons[code], detail)
+            if self.closing:
+                # The server is stopping: every request read has its answer; the exchange reconnects
+                # elsewhere for the rest rather than have the stream cut at the grace period's end.
+                return
 
     async def _notify(
-        self, events: AsyncIterator[pb.Event] | list[pb.Event], context: grpc.aio.ServicerContext
+        self,
+        events: AsyncIterator[pb.Event | Undecodable] | list[pb.Event],
+        context: grpc.aio.ServicerContext,
     ) -> pb.NotifyAck:
         if self._notifier is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server keeps no spend state")
         assert self._notifier is not None
+        with self._call():
+            return await self._apply(self._notifier, events, context)
+
+    async def _apply(
+        self,
+        notifier: Notifier,
+        events: AsyncIterator[pb.Event | Undecodable] | list[pb.Event],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.NotifyAck:
         tally = Tally()
         i = 0
         try:
             if isinstance(events, list):
-                for event in events:
-                    self._notifier.handle(event, tally, "event")
+                for one in events:
+                    notifier.handle(one, tally, "event")
             else:
                 async for event in events:
-                    self._notifier.handle(event, tally, f"events[{i}]")
+                    if isinstance(event, Undecodable):
+                        # One unreadable event is rejected like an invalid one; the stream goes on.
+                        self.refuse_undecodable("Notify", event)
+                        tally.rejected += 1
+                        tally.errors.append(f"events[{i}]: {event}")
+                    else:
+                        notifier.handle(event, tally, f"events[{i}]")
                     i += 1
         except StateUnavailable as exc:
             # Nothing of the failed event was applied; those before it were, and a resend is deduplicated.
@@ -115,7 +187,13 @@ class BidderServicer(pb_grpc.BidderServicer):
                 grpc.StatusCode.UNAVAILABLE, f"{exc}; {tally.accepted} event(s) applied, send again"
             )
         except Exception:
-            log.exception("notification failed after %d event(s)", tally.accepted)
+            self._log.log(
+                logging.ERROR,
+                "failed",
+                "notification failed after %d event(s)",
+                tally.accepted,
+                exc_info=True,
+            )
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return tally.ack()
 

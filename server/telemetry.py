@@ -9,7 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from personabid.artifact import version_time
 from personabid.decision.pipeline import IMPRESSION_FILTERS, REQUEST_FILTERS, STAGES, Decider, Decision
+from personabid.decision.reasons import NoBid
 
+BID_METHODS = ("Bid", "BidStream")
 # Call latency is a few milliseconds; stage latency tens of microseconds.
 CALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0)
 STAGE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
@@ -78,6 +80,13 @@ class Metrics:
             "When the serving model version was built (unix time).",
             registry=registry,
         )
+        self.undecodable = Counter(
+            "personabid_undecodable_requests",
+            "Request bodies that are not the message their method takes, refused with INVALID_ARGUMENT "
+            "(or a no-bid on BidStream, a rejected event on Notify).",
+            ["method"],
+            registry=registry,
+        )
         self.reloads = Counter(
             "personabid_artifact_reloads",
             "Live reloads of the index or the model, by outcome (swapped or refused).",
@@ -122,6 +131,13 @@ class Metrics:
             "personabid_state_store_up", "1 while the shared spend store answers.", registry=registry
         )
         self.state_up.set(1)
+        self.capped = Counter(
+            "personabid_state_capped",
+            "Entries a capped in-process store refused (pending: a bid not made) or evicted early "
+            "(frequency: a user's view history, dedupe: a notification identity).",
+            ["store"],
+            registry=registry,
+        )
         self.ready = Gauge(
             "personabid_ready",
             "1 when the server has an index and a model and serves bids.",
@@ -148,6 +164,14 @@ class Metrics:
     def observe_failure(self, method: str, outcome: str, nbr: int, seconds: float) -> None:
         self.requests.labels(method=method, outcome=outcome, nbr=str(nbr)).inc()
         self.latency.labels(method=method).observe(seconds)
+
+    def observe_undecodable(self, method: str) -> None:
+        self.undecodable.labels(method=method).inc()
+        if method in BID_METHODS:
+            self.requests.labels(method=method, outcome="invalid", nbr=str(int(NoBid.INVALID_REQUEST))).inc()
+
+    def observe_capped(self, store: str) -> None:
+        self.capped.labels(store=store).inc()
 
     def observe_reload(self, artifact: str, swapped: bool) -> None:
         self.reloads.labels(artifact=artifact, outcome="swapped" if swapped else "refused").inc()

@@ -98,9 +98,9 @@ def run_workers(count: int, work: Callable[[int], None]) -> int:
     code = 0
     while children:
         pid, status = os.wait()
-        worker = children.pop(pid, None)
-        if worker is None:
+        if pid not in children:
             continue
+        worker = children.pop(pid)
         exit_code = os.waitstatus_to_exitcode(status)
         if exit_code != 0:
             log.error("worker %d (pid %d) ended with %d: stopping the others", worker, pid, exit_code)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -26,6 +27,7 @@ from personabid.world import World
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 TEST_WORLD = DemoSpec(seed=11, campaigns=2000, impressions=100_000)
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +55,7 @@ class ThreadedServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
-    def run(self, coroutine, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def start(self, load: bool = True) -> ThreadedServer:
@@ -108,6 +110,15 @@ def stub(channel: grpc.Channel) -> pb_grpc.BidderStub:
     return pb_grpc.BidderStub(channel)
 
 
+def system_command(command: str, package: str) -> str:
+    """The path of a program the suite needs from outside Python. Missing, it fails the test, never skips
+    it: a suite that passes without touching the real part proves nothing about it."""
+    path = shutil.which(command)
+    if path is None:
+        pytest.fail(f"{command} is missing: `make deps` installs it (Debian package {package})")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -118,12 +129,7 @@ class RedisServer:
     """A real redis-server on 127.0.0.1, without persistence, that a test may stop and start again."""
 
     def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if os.environ.get("CI"):
-                pytest.fail("redis-server is missing in CI: .ci/run installs the Debian package redis-server")
-            pytest.skip("redis-server is not installed (Debian package redis-server)")
-        self.binary = binary
+        self.binary = system_command("redis-server", "redis-server")
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -150,8 +156,16 @@ class RedisServer:
                 time.sleep(0.05)
         raise AssertionError("redis-server did not start")
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and no command is ever answered, as in a
+        Redis that hangs."""
+        assert self.process is not None and self.process.poll() is None
+        self.process.send_signal(signal.SIGSTOP)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            # A paused process leaves SIGTERM pending until it runs again.
+            self.process.send_signal(signal.SIGCONT)
             self.process.terminate()
             self.process.wait(10)
 

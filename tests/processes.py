@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -19,10 +20,15 @@ class ServerProcess:
     """`personabid serve` (or any command that ends in it) in a child process, its log read line by line."""
 
     def __init__(
-        self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: bool = False,
     ) -> None:
         self.process = subprocess.Popen(
             command,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -56,6 +62,17 @@ class ServerProcess:
                 return found.group(1), found.group(2)
         raise AssertionError("server never became ready:\n" + "".join(self.log))
 
+    def release(self) -> None:
+        """Open the decision gate of tests/gated_serve.py (idempotent; harmless once the process ended)."""
+        stdin = self.process.stdin
+        if stdin is None or stdin.closed:
+            return
+        try:
+            stdin.write("release\n")
+            stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the process has already exited
+
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.process.send_signal(sig)
 
@@ -70,6 +87,9 @@ class ServerProcess:
         self._pump_thread.join(10)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if self.process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
         return self.process.returncode
 
 

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from personabid.index.campaigns import CampaignSpec, Creative, build_table
+from personabid.index.campaigns import CampaignSpec, CampaignTable, Creative, build_table
 from personabid.spend.control import Notification, SpendControl, SpendSettings
 from personabid.spend.redis_store import RedisStore
 from personabid.spend.store import utc_day
@@ -16,7 +16,7 @@ from personabid.spend.store import utc_day
 MAX_BID = 5.0  # CPM
 
 
-def _table(campaign: str, budget: float):  # type: ignore[no-untyped-def]
+def _table(campaign: str, budget: float) -> CampaignTable:
     spec = CampaignSpec(
         id=campaign, advertiser="a", adomain="a.example", category="IAB1", base_bid=1.0, max_bid=MAX_BID,
         personas=np.eye(4, dtype=np.float32)[:1], creatives=(Creative("cr", 300, 250),), daily_budget=budget,

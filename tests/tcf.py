@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Set as AbstractSet
 
 
 def tc_string(
-    purposes: set[int], version: int = 2, vendors: set[int] = frozenset({755}), tail: str = ""
+    purposes: AbstractSet[int], version: int = 2, vendors: AbstractSet[int] = frozenset({755}), tail: str = ""
 ) -> str:
     """A TC string granting consent to `purposes`, written field by field from the TCF v2 specification."""
     fields = [

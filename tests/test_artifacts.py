@@ -15,7 +15,10 @@ from personabid.index.store import load_index
 
 
 def write_text_artifact(root: Path, text: str) -> Path:
-    return write_artifact(root, "test", 1, {"data.txt": lambda p: p.write_text(text)}, {"note": text})
+    def write(path: Path) -> None:
+        path.write_text(text)
+
+    return write_artifact(root, "test", 1, {"data.txt": write}, {"note": text})
 
 
 def test_new_version_becomes_current(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_indices_of_a_spec_with_user_tags_equal_the_reference() -> None:
 
 
 def test_a_tag_hashes_the_same_at_any_rank() -> None:
-    sources = {"campaign": np.uint64(token("cmp-1")), "country": np.uint64(token("USA"))}
+    sources: dict[str, np.ndarray | int] = {"campaign": token("cmp-1"), "country": token("USA")}
     first = TAGGED.indices(TAGGED.token_matrix({**sources, "tags": tag_token_rows([["interest:golf"]])}, 1))
     third = TAGGED.indices(
         TAGGED.token_matrix(

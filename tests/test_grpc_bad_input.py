@@ -82,6 +82,22 @@ def overlong_consent(r: pb.BidRequest) -> None:
     r.user.consent = "C" * 20_000
 
 
+def overlong_imp_id(r: pb.BidRequest) -> None:
+    r.imp[0].id = "i" * 1_000_000  # echoed twice in a bid: the answer would outgrow a client's limit
+
+
+def overlong_request_id(r: pb.BidRequest) -> None:
+    r.id = "r" * 300
+
+
+def overlong_tagid(r: pb.BidRequest) -> None:
+    r.imp[0].tagid = "t" * 5_000
+
+
+def too_many_blocked_categories(r: pb.BidRequest) -> None:
+    r.bcat.extend(f"IAB{i}" for i in range(2_000))
+
+
 CASES: list[tuple[Callable[[pb.BidRequest], None], str, str]] = [
     (wrong_length, "user.tag_vector", "length 225"),
     (nan_weight, "user.tag_vector[3]", "nan"),
@@ -98,6 +114,10 @@ CASES: list[tuple[Callable[[pb.BidRequest], None], str, str]] = [
     (empty_id, "id", "''"),
     (unknown_devicetype, "device.devicetype", "42"),
     (overlong_consent, "user.consent", "20000 characters"),
+    (overlong_imp_id, "imp[0].id", "1000000 characters"),
+    (overlong_request_id, "id", "300 characters"),
+    (overlong_tagid, "imp[0].tagid", "5000 characters"),
+    (too_many_blocked_categories, "bcat", "2000 items"),
 ]
 
 
@@ -115,7 +135,7 @@ def test_bad_input_is_invalid_argument_naming_field_and_value(
     with pytest.raises(grpc.RpcError) as failure:
         stub.Bid(request, timeout=5)
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    details = failure.value.details()
+    details = failure.value.details() or ""
     assert details.startswith(field + "="), details
     assert value in details, details
 

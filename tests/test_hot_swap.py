@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,11 +18,14 @@ import pytest
 
 from personabid.artifact import MANIFEST, resolve, sha256_file
 from personabid.client import sample_request
+from personabid.decision.pipeline import Decider, Decision
+from personabid.decision.request import AuctionRequest
 from personabid.index.store import BuildOptions, write_index
 from personabid.index.vocab import Vocabulary
 from personabid.training.model import CtrModel
 from personabid.v1 import admin_pb2 as admin
 from personabid.v1 import admin_pb2_grpc as admin_grpc
+from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
 from tests.conftest import ThreadedServer, server_settings
@@ -124,7 +129,12 @@ def wrong_dims(version: Path) -> None:
     ],
 )
 def test_bad_version_is_refused_and_the_old_one_keeps_serving(
-    served: ThreadedServer, data: Path, world: World, rng: np.random.Generator, spoil, check: str
+    served: ThreadedServer,
+    data: Path,
+    world: World,
+    rng: np.random.Generator,
+    spoil: Callable[[Path], None],
+    check: str,
 ) -> None:
     before = admin_stub(served).GetStatus(admin.StatusRequest()).index.version
     version = new_version(data, world, "bad-")
@@ -132,7 +142,7 @@ def test_bad_version_is_refused_and_the_old_one_keeps_serving(
     with pytest.raises(grpc.RpcError) as refused:
         admin_stub(served).ReloadIndex(admin.ReloadRequest(version=version), timeout=60)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert check in refused.value.details()
+    assert check in (refused.value.details() or "")
     status = admin_stub(served).GetStatus(admin.StatusRequest(), timeout=5)
     assert status.index.version == before and status.index.reloads_failed == 1
     assert (
@@ -154,7 +164,7 @@ def test_index_with_another_vocabulary_size_is_refused(
     version = write_index(data / "index", small, specs, BuildOptions()).name
     with pytest.raises(grpc.RpcError) as refused:
         admin_stub(served).ReloadIndex(admin.ReloadRequest(version=version), timeout=60)
-    assert "dims 50 differ from the serving 226" in refused.value.details()
+    assert "dims 50 differ from the serving 226" in (refused.value.details() or "")
 
 
 def test_model_reload_swaps_in_a_new_model(served: ThreadedServer, data: Path) -> None:
@@ -164,7 +174,67 @@ def test_model_reload_swaps_in_a_new_model(served: ThreadedServer, data: Path) -
     assert answer.swapped and answer.version == version
 
 
-def test_reload_under_concurrent_bid_load_fails_no_request(
+class HeldDecider(Decider):
+    """The serving Decider, but each decision waits at its start until the test releases it: a call is
+    then provably in flight inside the decision."""
+
+    def __init__(self, serving: Decider) -> None:
+        super().__init__(serving.snapshot, serving.settings, serving.clock, serving.spend)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def decide(self, request: AuctionRequest) -> Decision:
+        self.entered.set()
+        self.release.wait(HOLD_SECONDS)  # bounded: a test that never releases fails on its own checks
+        return super().decide(request)
+
+
+HOLD_SECONDS = 60.0
+
+
+def bids_of(stub: pb_grpc.BidderStub, requests: list[pb.BidRequest]) -> list[pb.Bid]:
+    return [b for r in requests for s in stub.Bid(r, timeout=5).seatbid for b in s.bid]
+
+
+def test_a_call_inside_the_decision_during_a_swap_finishes_on_the_version_it_started_with(
+    served: ThreadedServer, data: Path, world: World
+) -> None:
+    second = new_version(data, world, "second-")
+    requests = [sample_request(world, np.random.default_rng(seed)) for seed in range(30)]
+    with grpc.insecure_channel(served.addr) as channel:
+        stub = pb_grpc.BidderStub(channel)
+        # A request that the serving version bids on, so that its answer shows which version decided it.
+        bidding = next(r for r in requests if stub.Bid(r, timeout=5).seatbid)
+        held_request = pb.BidRequest()
+        held_request.CopyFrom(bidding)
+        held_request.id = f"held-{bidding.id}"  # an auction of its own, not a resend of the one above
+        held_request.ClearField("tmax")  # the time it is held must not turn its answer into a time-out
+        serving = served.server.decider
+        assert serving is not None
+        held = HeldDecider(serving)
+        served.server.decider = held
+        with ThreadPoolExecutor(max_workers=1) as caller:
+            call = caller.submit(stub.Bid, held_request, timeout=HOLD_SECONDS + 30)
+            try:
+                assert held.entered.wait(30), "the call never reached the decision"
+                # The server's event loop is held inside that decision, so the reload runs here, on a loop
+                # of its own: the same verification, warm-up and swap as an Admin reload.
+                result = asyncio.run(served.server.reloader.reload("index", second))
+                assert result.swapped and result.version == second
+                assert not call.done(), "the swap must happen while the call is in flight"
+            finally:
+                held.release.set()
+            answer = call.result(30)
+        # Answered, with a bid, by the version it started with.
+        held_bids = [b.campaign_id for s in answer.seatbid for b in s.bid]
+        assert held_bids and not any(c.startswith("second-") for c in held_bids)
+        after = bids_of(
+            stub, [sample_request(world, np.random.default_rng(seed)) for seed in range(100, 130)]
+        )
+    assert after and all(b.campaign_id.startswith("second-") for b in after)
+
+
+def test_swaps_under_concurrent_bid_load_fail_no_request(
     served: ThreadedServer, data: Path, world: World
 ) -> None:
     first = admin_stub(served).GetStatus(admin.StatusRequest()).index.version
@@ -172,13 +242,14 @@ def test_reload_under_concurrent_bid_load_fails_no_request(
     requests = [sample_request(world, np.random.default_rng(seed)) for seed in range(64)]
     failures: list[str] = []
     answered = [0] * 4
+    progress = threading.Condition()
     stop = threading.Event()
 
     def load(worker: int) -> None:
         with grpc.insecure_channel(served.addr) as channel:
             stub = pb_grpc.BidderStub(channel)
-            deadline = time.monotonic() + 60
-            for i in range(5000):  # bounded in count and time
+            deadline = time.monotonic() + 300
+            for i in range(100_000):  # bounded in count and time
                 if stop.is_set() or time.monotonic() > deadline:
                     return
                 request = requests[(worker * 17 + i) % len(requests)]
@@ -189,7 +260,17 @@ def test_reload_under_concurrent_bid_load_fails_no_request(
                     continue
                 if response.id != request.id or not (response.seatbid or response.nbr):
                     failures.append(f"bad response {response}")
-                answered[worker] += 1
+                with progress:
+                    answered[worker] += 1
+                    progress.notify_all()
+
+    def every_worker_answered_again() -> None:
+        # Instead of sleeping: each swap waits until every worker has had answers since the last one, so
+        # the swaps fall among the calls however fast or slow the machine is.
+        with progress:
+            marks = list(answered)
+            done = progress.wait_for(lambda: all(a > m for a, m in zip(answered, marks, strict=True)), 60)
+        assert done, f"the load stalled: {failures[:3]}"
 
     workers = [threading.Thread(target=load, args=(w,)) for w in range(4)]
     for w in workers:
@@ -197,13 +278,12 @@ def test_reload_under_concurrent_bid_load_fails_no_request(
     try:
         swaps = 0
         for version in (second, first, second, first):
-            time.sleep(0.3)
+            every_worker_answered_again()
             swaps += admin_stub(served).ReloadIndex(admin.ReloadRequest(version=version), timeout=60).swapped
+        every_worker_answered_again()
     finally:
-        time.sleep(0.3)
         stop.set()
         for w in workers:
             w.join(30)
     assert swaps == 4
-    assert sum(answered) > 100
     assert failures == []

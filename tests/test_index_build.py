@@ -6,13 +6,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from personabid.artifact import resolve
-from personabid.index.build import EF_SEARCH_STEPS, FLAT_MAX, choose, realistic_queries
+from personabid.index.build import (
+    EF_SEARCH_STEPS,
+    FLAT_MAX,
+    apply_search_params,
+    choose,
+    realistic_queries,
+)
 from personabid.index.catalog import write_catalog
 from personabid.index.store import BuildOptions, RecallTooLow, load_index, write_index
 from personabid.world import World
@@ -60,7 +67,7 @@ def test_tuning_keeps_the_cheapest_ef_search_that_meets_the_target(hnsw_version:
     if cheaper:
         personas = np.stack([bundle.index.reconstruct(i) for i in range(bundle.index.ntotal)])
         queries = realistic_queries(personas, 1000, seed=0)
-        bundle.index.hnsw.efSearch = cheaper[-1]
+        apply_search_params(bundle.index, {"efSearch": cheaper[-1]})
         _, found = bundle.index.search(queries, 100)
         assert brute_force_recall(personas, found, queries, 100) < 0.97
 
@@ -96,7 +103,7 @@ def test_index_type_follows_catalog_size_and_memory_budget(vectors: int, budget:
     assert choose(vectors, 226, "auto", budget).index_type == expected
 
 
-def write_world_catalog(tmp_path: Path, campaigns: tuple[World, list], extra: list[str] = ()) -> Path:
+def write_world_catalog(tmp_path: Path, campaigns: tuple[World, list], extra: Sequence[str] = ()) -> Path:
     world, specs = campaigns
     catalog = tmp_path / "catalog.jsonl"
     write_catalog(specs[:300], world.vocab, catalog)

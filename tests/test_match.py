@@ -52,6 +52,7 @@ def test_campaign_with_several_personas_appears_once_with_its_best_similarity() 
     found_rows, found_sims = match(flat(personas), rows, user, 30)
     expected = reference_match(personas, rows, user, 30)
     assert len(found_rows) == len(set(found_rows.tolist()))
+    assert set(found_rows.tolist()) == set(expected)
     for row, sim in zip(found_rows.tolist(), found_sims.tolist(), strict=True):
         assert abs(sim - expected[row]) < 1e-5
 

@@ -66,7 +66,7 @@ def test_factorization_machine_round_trips_through_its_artifact(tmp_path: Path) 
     m.save(tmp_path)
     loaded = CtrModel.load(tmp_path)
     assert loaded.model_type == "fm" and loaded.factors is not None
-    np.testing.assert_array_equal(loaded.factors, m.factors)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(loaded.factors, m.factors)
     indices = np.random.default_rng(5).integers(0, SPEC.size, size=(20, SPEC.width))
     np.testing.assert_array_equal(loaded.pctr(indices), m.pctr(indices))
 

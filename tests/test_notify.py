@@ -41,7 +41,7 @@ def won(
     raise AssertionError("no bid in 50 requests")
 
 
-def event(kind: int, request: pb.BidRequest, bid: pb.Bid, price: float = 0.0) -> pb.Event:
+def event(kind: pb.Event.Type, request: pb.BidRequest, bid: pb.Bid, price: float = 0.0) -> pb.Event:
     return pb.Event(
         type=kind,
         auction_id=request.id,
@@ -125,9 +125,11 @@ def test_frequency_cap_stops_bids_to_a_user_over_grpc(served: ThreadedServer, wo
             bid = response.seatbid[0].bid[0]
             shown[bid.campaign_id] = shown.get(bid.campaign_id, 0) + 1
             stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price), timeout=5)
-    for campaign, count in shown.items():
-        cap = int(table.freq_cap[np.flatnonzero(table.campaign_id == campaign)[0]])
-        assert cap == 0 or count <= cap, (campaign, count, cap)
+    caps = {c: int(table.freq_cap[np.flatnonzero(table.campaign_id == c)[0]]) for c in shown}
+    # The cap must have been reached for the test to prove that it stops bids, not merely that no
+    # capped campaign won often.
+    assert any(cap and shown[c] == cap for c, cap in caps.items()), (shown, caps)
+    assert all(cap == 0 or shown[c] <= cap for c, cap in caps.items()), (shown, caps)
 
 
 def test_redis_outage_is_survived_and_recovered(demo_dir: Path, tmp_path: Path, world: World) -> None:
@@ -143,11 +145,10 @@ def test_redis_outage_is_survived_and_recovered(demo_dir: Path, tmp_path: Path, 
             assert stub.NotifyOne(event(pb.Event.WIN, request, bid, price=bid.price), timeout=5).accepted == 1
 
             redis_server.stop()
+            # Every request is still answered, and none with a bid on budgets that cannot be checked.
             for seed in range(5):
-                started = time.monotonic()
                 response = stub.Bid(sample_request(world, np.random.default_rng(seed)), timeout=5)
-                assert (time.monotonic() - started) * 1000 < 100, "answered within tmax"
-                assert response.seatbid or response.nbr
+                assert not response.seatbid and response.nbr, response
             outage = stub.Bid(won_request(world), timeout=5)
             assert not outage.seatbid and outage.nbr == NoBid.STATE_UNAVAILABLE
             with pytest.raises(grpc.RpcError) as refused:
@@ -169,6 +170,29 @@ def test_redis_outage_is_survived_and_recovered(demo_dir: Path, tmp_path: Path, 
     finally:
         server.stop()
         redis_server.stop()
+
+
+# The call's deadline: far above what a loaded machine needs to answer, and finite, where a store call
+# without its short socket timeout would wait for a hung Redis forever.
+HUNG_STORE_DEADLINE = 20.0
+
+
+def test_hung_redis_is_answered_with_state_unavailable_before_the_deadline(
+    demo_dir: Path, tmp_path: Path, world: World
+) -> None:
+    redis_server = RedisServer(tmp_path).start()
+    server = ThreadedServer(server_settings(demo_dir, redis_url=redis_server.url)).start()
+    try:
+        with grpc.insecure_channel(server.addr) as channel:
+            stub = pb_grpc.BidderStub(channel)
+            won(stub, world)  # the store's connections are open and in use
+            redis_server.pause()
+            answer = stub.Bid(won_request(world), timeout=HUNG_STORE_DEADLINE)
+        assert not answer.seatbid and answer.nbr == NoBid.STATE_UNAVAILABLE, answer
+    finally:
+        # Redis first: stopping it ends any store call still waiting on it, which would hold the server.
+        redis_server.stop()
+        server.stop()
 
 
 def won_request(world: World) -> pb.BidRequest:

@@ -54,7 +54,11 @@ def test_sigterm_lets_an_open_stream_finish(
     def feed() -> Iterator[pb.BidRequest]:
         for i in range(len(requests)):
             with sent:
-                sent.wait_for(lambda i=i: len(outbox) > i, timeout=10)
+
+                def queued(i: int = i) -> bool:
+                    return len(outbox) > i
+
+                sent.wait_for(queued, timeout=10)
                 item = outbox[i]
             if item is None:
                 return

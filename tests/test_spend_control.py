@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from personabid.index.campaigns import CampaignSpec, Creative, build_table
+from personabid.index.campaigns import CampaignSpec, CampaignTable, Creative, build_table
 from personabid.spend.control import Notification, SpendControl, SpendSettings
 from personabid.spend.pacing import PacingParams, next_rates
 from personabid.spend.store import MemoryStore
@@ -21,7 +21,7 @@ class Clock:
         return self.now
 
 
-def table(budget: float = 100.0, cap: int = 0):  # type: ignore[no-untyped-def]
+def table(budget: float = 100.0, cap: int = 0) -> CampaignTable:
     spec = CampaignSpec(
         id="c1", advertiser="a", adomain="a.example", category="IAB1", base_bid=2.0, max_bid=5.0,
         personas=np.eye(4, dtype=np.float32)[:1], creatives=(Creative("cr", 300, 250),),

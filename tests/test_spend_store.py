@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ NOW = 1_800_000_000.0
 
 
 @pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[SpendStore]:  # type: ignore[no-untyped-def]
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SpendStore]:
     if request.param == "memory":
         yield MemoryStore()
         return

@@ -77,7 +77,10 @@ def test_reader_gives_the_tokens_the_server_computes(tmp_path: Path) -> None:
     assert chunk.tokens["slot"].tolist() == [slot_token(320, 50)]
     assert {k: int(chunk.tokens[k][0]) for k in ("hour", "weekday")} == time_tokens(1763900000.25)
     assert chunk.match is not None
-    assert match_tokens(chunk.match, 100).tolist() == match_tokens(np.float32([0.8123]), 100).tolist()
+    assert (
+        match_tokens(chunk.match, 100).tolist()
+        == match_tokens(np.array([0.8123], dtype=np.float32), 100).tolist()
+    )
     assert (
         chunk.labels.tolist() == [1.0] and chunk.time is not None and chunk.time.tolist() == [1763900000250]
     )

@@ -50,6 +50,8 @@ def served_and_logged(
                     break
     finally:
         server.stop()
+    # Without bids, the comparisons below would compare empty arrays and pass.
+    assert len(served) >= 20, f"{len(served)} bids in 500 requests"
     (chunk,) = LogFile(log, "events").chunks(BadRows())
     return np.array(served, dtype=np.float32), chunk
 

@@ -67,7 +67,7 @@ def test_a_log_larger_than_the_memory_budget_trains_to_the_same_model(tmp_path: 
     reread, _ = train(LogFile(path, "criteo", chunk_rows=700), spec, replace(options, memory_bytes=1))
     np.testing.assert_array_equal(kept.weights, reread.weights)
     if model == "fm":
-        np.testing.assert_array_equal(kept.factors, reread.factors)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(kept.factors, reread.factors)
     assert kept.calibration == reread.calibration
 
 

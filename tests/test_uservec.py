@@ -12,17 +12,21 @@ VOCAB = Vocabulary(("age:18-24", "interest:travel", "interest:golf", "intent:aut
 
 def test_dense_vector_is_l2_normalised() -> None:
     given = np.array([3.0, 0.0, 4.0, 0.0], dtype=np.float32)
-    np.testing.assert_allclose(user_vector(given, (), VOCAB), [[0.6, 0.0, 0.8, 0.0]], rtol=1e-6)
+    vector = user_vector(given, (), VOCAB)
+    assert vector is not None
+    np.testing.assert_allclose(vector, [[0.6, 0.0, 0.8, 0.0]], rtol=1e-6)
 
 
 def test_sparse_tags_land_on_their_vocabulary_positions() -> None:
     vector = user_vector(None, (("intent:auto", 2.0), ("age:18-24", 2.0)), VOCAB)
+    assert vector is not None
     reference = np.array([[2.0, 0.0, 0.0, 2.0]]) / np.sqrt(8.0)
     np.testing.assert_allclose(vector, reference, rtol=1e-6)
 
 
 def test_sparse_tags_unknown_to_the_vocabulary_are_ignored() -> None:
     vector = user_vector(None, (("interest:golf", 1.0), ("interest:chess", 5.0)), VOCAB)
+    assert vector is not None
     np.testing.assert_allclose(vector, [[0.0, 0.0, 1.0, 0.0]])
 
 
@@ -47,3 +51,31 @@ def test_strongest_tags_equal_a_sorted_reference() -> None:
         user = np.round(rng.normal(size=40), 1).astype(np.float32)  # rounding makes ties
         reference = sorted((i for i in range(40) if user[i] > 0), key=lambda i: (-user[i], i))[:16]
         assert strongest_tags(user, 16).tolist() == reference + [-1] * (16 - len(reference))
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def test_a_weight_at_float32s_limit_is_still_a_direction() -> None:
+    vector = user_vector(None, (("interest:golf", 3.4e38), ("intent:auto", 3.4e38)), VOCAB)
+    assert vector is not None
+    np.testing.assert_allclose(vector, [[0.0, 0.0, np.sqrt(0.5), np.sqrt(0.5)]], rtol=1e-6)
+
+
+def test_a_dense_vector_of_huge_weights_is_normalised_without_overflow() -> None:
+    vector = user_vector(np.full(4, 1e20, dtype=np.float32), (), VOCAB)
+    assert vector is not None
+    np.testing.assert_allclose(vector, np.full((1, 4), 0.5), rtol=1e-6)
+
+
+def test_weights_spanning_float32s_range_keep_their_proportions() -> None:
+    given = np.array([FLOAT32_MAX, -FLOAT32_MAX, 1e-45, 0.0], dtype=np.float32)
+    vector = user_vector(given, (), VOCAB)
+    assert vector is not None
+    np.testing.assert_allclose(vector, [[np.sqrt(0.5), -np.sqrt(0.5), 0.0, 0.0]], atol=1e-7)
+
+
+def test_tiny_weights_alone_are_a_profile_not_an_underflow() -> None:
+    vector = user_vector(np.array([1e-30, 0.0, 1e-30, 0.0], dtype=np.float32), (), VOCAB)
+    assert vector is not None
+    np.testing.assert_allclose(vector, [[np.sqrt(0.5), 0.0, np.sqrt(0.5), 0.0]], rtol=1e-6)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from personabid.training.delimited import Layout, header_positions, table_chunk
@@ -53,6 +53,7 @@ def read_criteo(path: Path, bad: BadRows, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
         first = handle.readline().rstrip("\r\n")
         delimiter = "\t" if "\t" in first else ","
         cells = first.split(delimiter)
+        lines: Iterable[str]
         if cells[0].strip().lower() == "label":
             try:
                 position = header_positions(cells, COLUMNS, "criteo")

@@ -47,7 +47,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -232,8 +232,9 @@ def _parse_event(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return record, ""
 
 
-def _is_number(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+def _is_number(value: object) -> TypeGuard[float]:
+    # Exactly int or float: JSON's true and false are not numbers here.
+    return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
 def _chunk(records: list[dict[str, Any]], numbers: list[int], cache: dict[str, int]) -> Chunk:

@@ -45,6 +45,8 @@ def _ftrl_epoch(
     offset: float,
 ) -> float:
     bias = z.shape[0] - 1
+    rows: int
+    width: int
     rows, width = indices.shape
     w = np.empty(width + 1, dtype=np.float64)
     loss = 0.0

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -67,13 +68,13 @@ class FeatIndex:
         if not entries:
             raise LogError(f"{path}: empty featindex")
         size = max(entries) + 1
-        field = np.full(size, -1, dtype=np.int16)
-        time = np.zeros(size, dtype=np.int64)
-        for index, (f, t) in entries.items():
-            field[index], time[index] = f, t
+        field_of = np.full(size, -1, dtype=np.int16)
+        time_of = np.zeros(size, dtype=np.int64)
+        for slot, (f, t) in entries.items():
+            field_of[slot], time_of[slot] = f, t
         return cls(
-            field=field,
-            time=time,
+            field=field_of,
+            time=time_of,
             has_time={"weekday", "hour"} <= seen,
             sha256=hashlib.sha256(text.encode()).hexdigest(),
         )
@@ -156,14 +157,16 @@ def _chunk(first: int, lines: list[str], items: _Items, has_time: bool, bad: Bad
             continue
         entries = [items(item, j) for j, item in enumerate(parts[1:])]
         reason = next((f"feature {j + 1}: {e}" for j, e in enumerate(entries) if isinstance(e, str)), "")
-        if not reason and len({e[0] for e in entries}) != width:  # type: ignore[index]
+        # Read only when no entry was a reason (a str): every one is then a (field, token, time) tuple.
+        parsed = cast(list[tuple[int, int, int]], entries)
+        if not reason and len({e[0] for e in parsed}) != width:
             reason = "a field appears twice and another not at all"
         if reason:
             bad.add(number, reason)
             continue
-        entries.sort()  # by field position: the featindex decides which column a value belongs to
-        rows.append([e[1] for e in entries])  # type: ignore[index]
-        times.append(sum(e[2] for e in entries))  # type: ignore[misc]
+        parsed.sort()  # by field position: the featindex decides which column a value belongs to
+        rows.append([e[1] for e in parsed])
+        times.append(sum(e[2] for e in parsed))
         labels.append(1.0 if parts[0] == "1" else 0.0)
         numbers.append(number)
     tokens = np.array(rows, dtype=np.uint64).reshape(len(rows), width)

@@ -21,7 +21,9 @@ FORMATS = {"events": SERVING, "ipinyou": "ipinyou", "criteo": "criteo", "avazu":
 class RowSource(Protocol):
     """Rows that can be read more than once (one pass per epoch)."""
 
-    schema: str
+    # Read only: a log file derives its schema from its format.
+    @property
+    def schema(self) -> str: ...
 
     def chunks(self, bad: BadRows) -> Iterator[Chunk]: ...
 

@@ -130,6 +130,8 @@ async def run_load(spec: LoadSpec, pool: list[bytes], rng: np.random.Generator) 
         await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in channels)), CONNECT_TIMEOUT)
         cpu = asyncio.create_task(_client_cpu(tally))
         await _sleep_until(spec.start_at)
+        # Raw bytes both ways (no serializers): the multi-callables' message types say nothing here.
+        methods: list[Any]
         if spec.rpc == "unary":
             methods = [
                 channel.unary_unary(

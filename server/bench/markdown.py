@@ -215,7 +215,11 @@ def update_sections(path: Path, sections: list[str]) -> None:
         pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
         body = section.rstrip("\n") + "\n\n"
         if pattern.search(text):
-            text = pattern.sub(lambda _m, body=body: body, text, count=1)
+            # A function, so that the body is taken as it is (no group references, no escapes).
+            def replacement(_match: re.Match[str], body: str = body) -> str:
+                return body
+
+            text = pattern.sub(replacement, text, count=1)
         else:
             text = text.rstrip("\n") + "\n\n" + body
     path.write_text(text.rstrip("\n") + "\n")

@@ -47,7 +47,9 @@ def _latency_cdf(plt: Any, runs: list[dict[str, Any]]) -> Any:
     for axis, rpc in zip(axes, ("unary", "stream"), strict=True):
         chosen = [r for r in runs if r["block"] == "catalog" and r["rpc"] == rpc and r["mode"] == "closed"]
         sizes = sorted({r["campaigns"] for r in chosen})
-        lines = [("echo (floor)", [r for r in chosen if r["service"] == "echo"], "black")]
+        lines: list[tuple[str, list[dict[str, Any]], str | None]] = [
+            ("echo (floor)", [r for r in chosen if r["service"] == "echo"], "black")
+        ]
         lines += [
             (
                 f"bidder, {c:,} campaigns",

@@ -23,7 +23,7 @@ from personabid.decision.score import candidate_features
 from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import strongest_tags, user_vector
 from personabid.spend.control import SpendControl
-from personabid.spend.store import MICROS_PER_CPM, StateUnavailable
+from personabid.spend.store import MICROS_PER_CPM, StateUnavailable, StoreFull
 from personabid.training.features import (
     LOGGED_TAGS,
     MULTI_VALUED,
@@ -180,7 +180,7 @@ class Decider:
                 return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
         lap("filter")
 
-        context_tokens = {
+        context_tokens: dict[str, int | np.ndarray] = {
             **request_tokens(request.devicetype, request.os, request.country),
             **time_tokens(now),
         }
@@ -197,6 +197,9 @@ class Decider:
             except StateUnavailable as exc:
                 decision.bids.clear()  # reservations already made expire on their own
                 return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
+            except StoreFull as exc:
+                decision.bids.clear()
+                return _no_bid(decision, NoBid.CAPACITY_REACHED, str(exc))
             if isinstance(outcome, Bid):
                 decision.bids.append(outcome)
             elif PROGRESS[outcome] > PROGRESS[furthest]:
@@ -228,11 +231,13 @@ class Decider:
     ) -> Bid | NoBid:
         table = self._table
         size_code = None if imp.w == 0 or imp.h == 0 else table.code_of("sizes", slot_name(imp.w, imp.h))
-        for name, keep in (
-            ("floor", filters.floor_reachable(table, rows, imp.bidfloor)),
-            ("size", filters.creative_size(table, rows, size_code)),
+        # Each mask is computed on the rows its predecessor kept: a mask built before a narrowing would
+        # no longer line up with the rows it is applied to.
+        for name, mask in (
+            ("floor", lambda r: filters.floor_reachable(table, r, imp.bidfloor)),
+            ("size", lambda r: filters.creative_size(table, r, size_code)),
         ):
-            rows, scores = _narrow(decision, name, keep, rows, scores)
+            rows, scores = _narrow(decision, name, mask(rows), rows, scores)
             if len(rows) == 0:
                 lap("filter")
                 return NoBid.BELOW_FLOOR if name == "floor" else NoBid.NO_ELIGIBLE_CAMPAIGN
@@ -247,9 +252,13 @@ class Decider:
         prices = price(
             table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, imp.bidfloor
         )
+        short_of_budget = False
         if self.spend is not None:
-            # A bid whose cost the campaign's remaining budget cannot cover is not made.
-            prices[self.spend.budget_left(table, rows) < np.round(prices * MICROS_PER_CPM)] = 0.0
+            # A bid whose cost the campaign's remaining budget cannot cover is not made; when that leaves
+            # no bid at all, the reason is the budget, not the floor.
+            short = self.spend.budget_left(table, rows) < np.round(prices * MICROS_PER_CPM)
+            short_of_budget = bool(np.any(short & (prices > 0)))
+            prices[short] = 0.0
         winner = best(prices, pctr)
         while winner >= 0 and self.spend is not None:
             row = int(rows[winner])
@@ -271,7 +280,7 @@ class Decider:
                 return NoBid.BUDGET_EXHAUSTED
         lap("price")
         if winner < 0:
-            return NoBid.BELOW_FLOOR
+            return NoBid.BUDGET_EXHAUSTED if short_of_budget else NoBid.BELOW_FLOOR
         row = int(rows[winner])
         creative = table.creative_for(row, size_code or 0)
         campaign_id = str(table.campaign_id[row])

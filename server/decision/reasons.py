@@ -21,6 +21,7 @@ class NoBid(IntEnum):
     STATE_UNAVAILABLE = 506
     PACED = 507
     NO_CONSENT = 508
+    CAPACITY_REACHED = 509
 
 
 # How far an impression got before it lost every candidate; the response reports the furthest.

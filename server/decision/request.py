@@ -19,6 +19,9 @@ MAX_IMPRESSIONS = 64
 # TC strings with every vendor of the global list run to a few kilobytes; far more is not a consent string.
 MAX_CONSENT_CHARS = 16_384
 MAX_TAGS = 4096
+MAX_ID_CHARS = 256  # ids are UUIDs or shorter in practice; OpenRTB sets no limit
+MAX_TEXT_CHARS = 1024  # any other string: domains, tag ids, codes
+MAX_LIST_ITEMS = 1024  # blocked categories and advertisers run to hundreds
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> 
     """Raise InvalidRequest for the first rule `request` breaks; `dims` is the serving vocabulary's size."""
     if not request.id:
         raise InvalidRequest("id", request.id, "must not be empty")
+    _validate_sizes(request)
     if request.tmax_ms is not None and request.tmax_ms <= 0:
         raise InvalidRequest("tmax", request.tmax_ms, "must be a positive number of milliseconds")
     if request.at not in AUCTION_TYPES and request.at < 500:
@@ -86,6 +90,40 @@ def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> 
             "user.consent", f"{len(request.consent)} characters", f"at most {MAX_CONSENT_CHARS} are accepted"
         )
     _validate_profile(request, dims)
+
+
+def _validate_sizes(request: AuctionRequest) -> None:
+    """Every string and list has a size limit: ids come back in the response (an impression's twice), so an
+    unbounded one would make an answer larger than the request and than what a client accepts."""
+    texts: list[tuple[str, str, int]] = [
+        ("id", request.id, MAX_ID_CHARS),
+        ("site.id", request.site_id, MAX_TEXT_CHARS),
+        ("site.domain", request.domain, MAX_TEXT_CHARS),
+        ("device.os", request.os, MAX_TEXT_CHARS),
+        ("device.geo.country", request.country, MAX_TEXT_CHARS),
+        ("device.geo.region", request.region, MAX_TEXT_CHARS),
+        ("device.geo.city", request.city, MAX_TEXT_CHARS),
+    ]
+    for i, imp in enumerate(request.impressions[:MAX_IMPRESSIONS]):
+        texts += [
+            (f"imp[{i}].id", imp.id, MAX_ID_CHARS),
+            (f"imp[{i}].tagid", imp.tagid, MAX_TEXT_CHARS),
+            (f"imp[{i}].bidfloorcur", imp.bidfloorcur, MAX_TEXT_CHARS),
+        ]
+    lists = (
+        ("site.cat", request.categories),
+        ("bcat", request.bcat),
+        ("badv", request.badv),
+        ("cur", request.cur),
+    )
+    for name, items in lists:
+        if len(items) > MAX_LIST_ITEMS:
+            raise InvalidRequest(name, f"{len(items)} items", f"at most {MAX_LIST_ITEMS} are accepted")
+        texts += [(f"{name}[{i}]", item, MAX_TEXT_CHARS) for i, item in enumerate(items)]
+    texts += [(f"user.tags[{i}].id", tag, MAX_ID_CHARS) for i, (tag, _) in enumerate(request.tags[:MAX_TAGS])]
+    for name, text, limit in texts:
+        if len(text) > limit:
+            raise InvalidRequest(name, f"{len(text)} characters", f"at most {limit} are accepted")
 
 
 def _validate_impressions(impressions: tuple[Impression, ...], currencies: frozenset[str]) -> None:

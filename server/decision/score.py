@@ -6,6 +6,8 @@ features the server computes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from personabid.index.campaigns import CampaignTable
@@ -17,13 +19,14 @@ def candidate_features(
     table: CampaignTable,
     rows: np.ndarray,
     scores: np.ndarray,
-    context: dict[str, int],
+    context: Mapping[str, int | np.ndarray],
     slot: int,
 ) -> np.ndarray:
     """int64 (len(rows), spec.width) feature indices.
 
     `rows` (int32) and `scores` (float32) are the candidates and their similarity; `context` comes from
-    `request_tokens`, `slot` from `slot_token`.
+    `request_tokens` (and `time_tokens`, and the user's tags as an array when the spec reads them), `slot`
+    from `slot_token`.
     """
     sources = {
         **context,

@@ -16,18 +16,22 @@ def user_vector(
     are placed through the vocabulary, and tags it does not know are ignored.
     """
     if tag_vector is not None and len(tag_vector) > 0:
-        vector = np.array(tag_vector, dtype=np.float32).reshape(1, -1)
+        vector = np.array(tag_vector, dtype=np.float64).reshape(1, -1)
     else:
-        vector = np.zeros((1, vocab.dims), dtype=np.float32)
+        vector = np.zeros((1, vocab.dims), dtype=np.float64)
         for tag, weight in tags:
             position = vocab.position(tag)
             if position >= 0:
                 vector[0, position] = weight
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0 or not np.isfinite(norm):
+    # Any finite weights are a valid profile, up to float32's limits: scaling by the largest weight first
+    # keeps the sum of squares from overflowing (226 weights of 1e20, or one of 3.4e38, are still a
+    # direction), and the norm is taken in float64 so that tiny weights do not underflow to zero.
+    largest = float(np.max(np.abs(vector))) if vector.size else 0.0
+    if largest == 0.0 or not np.isfinite(largest):
         return None
-    vector /= norm
-    return vector
+    vector /= largest
+    vector /= np.linalg.norm(vector)
+    return vector.astype(np.float32)
 
 
 def strongest_tags(user: np.ndarray, count: int) -> np.ndarray:

@@ -13,6 +13,7 @@ rather than bid on budgets it cannot check.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ class SpendControl:
         self.rng = rng or np.random.default_rng()
         self._on_error = on_error or (lambda: None)
         self._down_until = 0.0
+        self._outage_started: float | None = None
+        self._outage_lock = threading.Lock()
         self._view: _View | None = None
 
     # -- availability --------------------------------------------------------------------------------
@@ -101,15 +104,41 @@ class SpendControl:
     def available(self) -> bool:
         return self.clock() >= self._down_until
 
+    @property
+    def outage_started(self) -> float | None:
+        """When the current outage of the store began (clock time), or None while it answers."""
+        return self._outage_started
+
     def _use(self, action: Callable[[], Any]) -> Any:
         if not self.available:
             raise StateUnavailable("the spend store is unreachable; retrying shortly")
         try:
-            return action()
-        except StateUnavailable:
-            self._down_until = self.clock() + self.settings.retry_seconds
+            result = action()
+        except StateUnavailable as exc:
+            self._went_down(exc)
             self._on_error()
             raise
+        self._came_back()
+        return result
+
+    def _went_down(self, error: StateUnavailable) -> None:
+        now = self.clock()
+        self._down_until = now + self.settings.retry_seconds
+        # One line at the start of an outage and one at its end, however many requests meet it: the
+        # metrics count the failed calls.
+        with self._outage_lock:  # the refresh thread and the event loop both call the store
+            if self._outage_started is not None:
+                return
+            self._outage_started = now
+            log.warning("spend store unreachable (%s): answering no-bid 506 until it answers again", error)
+
+    def _came_back(self) -> None:
+        if self._outage_started is None:  # the common case, read without the lock
+            return
+        with self._outage_lock:
+            if self._outage_started is not None:
+                log.warning("spend store reachable again after %.1f s", self.clock() - self._outage_started)
+                self._outage_started = None
 
     # -- cached state --------------------------------------------------------------------------------
 
@@ -277,8 +306,9 @@ class SpendControl:
         """Try the store now, whatever the back-off says; True when it answers."""
         try:
             self.store.ping()
-        except StateUnavailable:
-            self._down_until = self.clock() + self.settings.retry_seconds
+        except StateUnavailable as exc:
+            self._went_down(exc)
             return False
         self._down_until = 0.0
+        self._came_back()
         return True

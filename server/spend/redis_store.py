@@ -17,6 +17,7 @@ import redis
 from personabid.spend.store import StateUnavailable
 
 DAY_TTL = 2 * 86_400
+Argv = list[str | int | float]  # a Lua script's ARGV, each sent as a string
 
 _SWEEP = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -110,7 +111,7 @@ class RedisStore:
             f"pb:touched:{day}",
         ]
         ttl = max(1, int(expires - now) + 1)
-        args = [now, budget, key, amount, expires, json.dumps(pending), ttl, campaign]
+        args: Argv = [now, budget, key, amount, expires, json.dumps(pending), ttl, campaign]
         return bool(self._call(lambda: self._reserve(keys=keys, args=args)))
 
     def apply(
@@ -133,7 +134,7 @@ class RedisStore:
             f"pb:billed:{key}",
             f"pb:touched:{day}",
         ]
-        args = [mode, key, -1 if price is None else price, max(1, int(ttl)), DAY_TTL, now, campaign]
+        args: Argv = [mode, key, -1 if price is None else price, max(1, int(ttl)), DAY_TTL, now, campaign]
         status, pending = self._call(lambda: self._apply(keys=keys, args=args))
         return status.decode(), json.loads(pending) if pending else None
 

@@ -12,9 +12,11 @@ import heapq
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+MAX_TERMS = 1024  # pacing intervals remembered by the in-process store's lead()
 MICROS_PER_CPM = 1000  # a CPM price of 1.0 costs 0.001 per impression = 1000 micros
 
 
@@ -24,6 +26,27 @@ def cost_micros(price_cpm: float) -> int:
 
 class StateUnavailable(Exception):
     """The shared state store cannot be reached."""
+
+
+class StoreFull(Exception):
+    """A bounded store of per-bid state is at its cap: the bid is not made (no spend can be lost)."""
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Caps on the in-process state that grows with traffic (README: "Memory under load").
+
+    Without them only time bounds these stores: pending bids live `inflight_seconds`, frequency views their
+    campaign's window, deduplication keys two days, so memory would grow with the request rate.
+    """
+
+    max_pending: int = 200_000  # bids in flight awaiting their win or loss; at the cap no new bid is made
+    max_frequency_keys: int = 500_000  # (user, campaign) view histories; the least recent one goes first
+    max_events: int = 1_000_000  # notification identities kept for deduplication; the oldest goes first
+
+
+# Called with the name of a store ("pending", "frequency", "dedupe") whenever its cap refuses or evicts.
+OnCapped = Callable[[str], None]
 
 
 class SpendStore(Protocol):
@@ -116,22 +139,36 @@ class _Campaign:
 
 
 class MemoryStore:
-    """In-process state for a single worker. Bounded: dedupe keys and pending bids expire."""
+    """In-process state for a single worker. Bounded by time (what expires goes) and by count
+    (`StoreLimits`): a flood of bids or users cannot grow it past its caps, and each cap counts what it
+    refused or evicted through `on_capped`."""
 
-    def __init__(self, max_events: int = 1_000_000) -> None:
+    def __init__(self, limits: StoreLimits = StoreLimits(), on_capped: OnCapped | None = None) -> None:
+        self.limits = limits
+        self._on_capped = on_capped or (lambda store: None)
         self._lock = threading.Lock()
         self._spent: dict[tuple[str, str], int] = {}
         self._campaigns: dict[str, _Campaign] = {}
         self._pending: dict[str, tuple[dict[str, Any], float]] = {}
+        self._pending_expiries: list[tuple[float, str]] = []  # heap; entries may be stale
         self._events: OrderedDict[str, float] = OrderedDict()
-        self._max_events = max_events
-        self._views: dict[tuple[str, str], deque[float]] = {}
+        # (user, campaign) -> (window, view times); least recently viewed first
+        self._views: OrderedDict[tuple[str, str], tuple[float, deque[float]]] = OrderedDict()
         self._pacing: dict[str, float] = {}
-        self._terms: set[str] = set()
+        self._terms: OrderedDict[str, None] = OrderedDict()
         self._touched: dict[tuple[str, str], float] = {}
 
     def _touch(self, day: str, campaign: str, until: float) -> None:
         self._touched[(day, campaign)] = max(self._touched.get((day, campaign), 0.0), until)
+
+    def _sweep_pending(self, now: float) -> None:
+        """Drop pending records that expired by `now`: amortised O(log n) a bid."""
+        heap = self._pending_expiries
+        while heap and heap[0][0] <= now:
+            expires, key = heapq.heappop(heap)
+            entry = self._pending.get(key)
+            if entry is not None and entry[1] == expires:
+                del self._pending[key]
 
     def reserve(
         self,
@@ -149,8 +186,16 @@ class MemoryStore:
             inflight = state.sweep(now)
             if budget > 0 and self._spent.get((day, campaign), 0) + inflight + amount > budget:
                 return False
+            self._sweep_pending(now)
+            if key not in self._pending and len(self._pending) >= self.limits.max_pending:
+                self._on_capped("pending")
+                raise StoreFull(
+                    f"{len(self._pending)} bids in flight, the cap (max_pending_bids); "
+                    "no new bid until some are notified or expire"
+                )
             state.add(key, amount, expires)
             self._pending[key] = (pending, expires)
+            heapq.heappush(self._pending_expiries, (expires, key))
             self._touch(day, campaign, expires)
             return True
 
@@ -181,13 +226,18 @@ class MemoryStore:
             return "applied", pending[0] if pending else None
 
     def _first_time(self, event: str, ttl: float, now: float) -> bool:
-        while self._events and (
-            next(iter(self._events.values())) <= now or len(self._events) >= self._max_events
-        ):
-            self._events.popitem(last=False)
-        if event in self._events:
+        events = self._events
+        # Entries are in insertion order with one ttl, so the oldest expire first.
+        while events and next(iter(events.values())) <= now:
+            events.popitem(last=False)
+        if event in events:
             return False
-        self._events[event] = now + ttl
+        if len(events) >= self.limits.max_events:
+            # The oldest identity is forgotten early: a duplicate of it arriving later would be applied
+            # again, so the count of evictions is what an operator watches to size the cap.
+            events.popitem(last=False)
+            self._on_capped("dedupe")
+        events[event] = now + ttl
         return True
 
     def touched(self, day: str, since: float) -> list[str]:
@@ -200,22 +250,46 @@ class MemoryStore:
             for campaign in campaigns:
                 state = self._campaigns.get(campaign)
                 out.append((self._spent.get((day, campaign), 0), state.sweep(now) if state else 0))
-            for key in [k for k, (_, expires) in self._pending.items() if expires <= now]:
-                del self._pending[key]
+            self._sweep_pending(now)
             return out
 
     def add_view(self, user: str, campaign: str, now: float, window: float) -> None:
         with self._lock:
-            seen = self._views.setdefault((user, campaign), deque())
+            views = self._views
+            entry = views.get((user, campaign))
+            if entry is None:
+                self._sweep_views(now)
+                if len(views) >= self.limits.max_frequency_keys:
+                    # The least recently seen pair goes: its user may then see that campaign more often
+                    # than its cap allows, which the count of evictions makes visible.
+                    views.popitem(last=False)
+                    self._on_capped("frequency")
+                entry = views[(user, campaign)] = (window, deque())
+            else:
+                views.move_to_end((user, campaign))
+                entry = views[(user, campaign)] = (max(window, entry[0]), entry[1])
+            seen = entry[1]
             seen.append(now)
-            while seen and seen[0] <= now - window:
+            while seen and seen[0] <= now - entry[0]:
                 seen.popleft()
+
+    def _sweep_views(self, now: float, limit: int = 64) -> None:
+        """Drop up to `limit` of the least recently seen histories whose every view is out of its window."""
+        views = self._views
+        for _ in range(limit):
+            if not views:
+                return
+            key, (window, seen) = next(iter(views.items()))
+            if seen and seen[-1] > now - window:
+                return
+            del views[key]
 
     def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
         with self._lock:
             out = []
             for campaign, window in zip(campaigns, windows, strict=True):
-                seen = self._views.get((user, campaign), ())
+                entry = self._views.get((user, campaign))
+                seen = entry[1] if entry is not None else ()
                 out.append(sum(1 for t in seen if t > now - window))
             return out
 
@@ -231,7 +305,9 @@ class MemoryStore:
         with self._lock:
             if term in self._terms:
                 return False
-            self._terms.add(term)
+            self._terms[term] = None
+            while len(self._terms) > MAX_TERMS:  # a term is asked about only while it is current
+                self._terms.popitem(last=False)
             return True
 
     def ping(self) -> None:
