@@ -6,17 +6,19 @@ DATA ?= var/demo
 SERVE_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps install proto run demo test lint fuzz bench-decision bench bench-smoke clean
+.PHONY: help deps install proto run demo test test-kernels lint fuzz bench-decision bench bench-smoke probe clean
 
 help:
 	@echo "make run     make deps, set up .venv, build the demo world if missing, serve on 127.0.0.1:50051 (metrics :9464)"
 	@echo "make test    make deps, set up .venv and run the whole test suite"
 	@echo "make proto   regenerate the gRPC stubs from proto/"
 	@echo "make deps    install what is needed outside Python (redis-server, promtool): apt-get, as root"
+	@echo "make test-kernels  the kernels' tests with Numba off, with line coverage (CI runs it)"
 	@echo "make lint    ruff (check and format) and mypy"
 	@echo "make fuzz    fuzz request decoding and validation for FUZZ_SECONDS (crashes in var/fuzz/crash-*)"
 	@echo "make bench   the whole benchmark suite: micro (pytest-benchmark) and end to end (personabid bench)"
 	@echo "make bench-smoke  a short end-to-end run (under 2 minutes), checked for complete, sane results"
+	@echo "make probe   hostile traffic against a real server on the demo world (PROBE_ARGS, default --quick)"
 
 # Everything below goes through here, so that `make run` and `make test` set up a fresh machine. A quick
 # no-op when all is present; otherwise it installs with apt-get (as root) or says what to install.
@@ -45,6 +47,18 @@ run: demo
 # The benchmarks run once each as tests (no timing), so that they cannot rot.
 test: install
 	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
+
+# The kernels' tests again with Numba off (NUMBA_DISABLE_JIT=1): the same code runs as plain Python, so
+# that coverage can see inside the kernels (compiled code is invisible to it). CI runs it. The feature
+# hashes multiply uint64 modulo 2**64 on purpose: compiled, that wraps silently; as numpy scalars it warns.
+KERNEL_TESTS := tests/test_pricing.py tests/test_model.py tests/test_ftrl.py tests/test_training_fm.py \
+	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py
+test-kernels: install
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider \
+		-W "ignore:overflow encountered in scalar:RuntimeWarning" \
+		--cov=personabid.ctr --cov=personabid.decision.pricing --cov=personabid.training.ftrl \
+		--cov=personabid.training.fm --cov=personabid.training.calibration \
+		--cov-report=term-missing:skip-covered
 
 lint: install
 	$(BIN)/ruff check .
@@ -78,6 +92,13 @@ bench: install
 bench-smoke: install
 	$(BIN)/personabid bench --plan smoke --out benchmarks/results/smoke
 	$(BIN)/python benchmarks/check_results.py benchmarks/results/smoke/results.json
+
+# Hostile traffic (undecodable bodies, extreme values, cancelled streams, SIGTERM, a Redis outage) against
+# servers it starts on the demo world; quick by default (about a minute): PROBE_ARGS= runs the full counts.
+# Exits non-zero if it found a defect.
+PROBE_ARGS ?= --quick
+probe: demo
+	$(BIN)/python -m personabid.bench.probe --data-dir $(DATA) $(PROBE_ARGS)
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .benchmarks

@@ -1,6 +1,10 @@
 """The benchmark worlds: the demo world's generator at the demo's size (10,000 campaigns), and cached
 worlds of 100,000 and 1,000,000 campaigns for the benchmarks marked `slow`.
 
+Untimed (`--benchmark-disable`, as `make test` runs them) the benchmarks only have to run and check their
+answers, so the 10k ones use the test suite's own session world (the root conftest.py's `demo_dir`)
+rather than a second one: one `make test` builds one world. Timed, they build the 10,000-campaign world.
+
 The slow ones build (or reuse, from benchmarks/results/worlds/) catalogs that take minutes: they are
 skipped unless PERSONABID_BENCH_SLOW=1 (as `make bench` sets it) or `-m` names the slow marker, so that
 `make test`, which runs every benchmark once untimed, stays quick.
@@ -26,6 +30,9 @@ from personabid.reload import warm_up
 BENCH_WORLD = DemoSpec(seed=7, campaigns=10_000, impressions=100_000)
 BENCH_DIR = Path(__file__).resolve().parent
 SLOW_ENV = "PERSONABID_BENCH_SLOW"
+# The harness (personabid.bench, benchmarks/harness/) is a package of the service's distribution, not
+# benchmarks to collect; it is imported as personabid.bench only.
+collect_ignore = ["harness"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -44,7 +51,10 @@ def one_faiss_thread() -> None:
 
 
 @pytest.fixture(scope="session")
-def bench_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bench_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if request.config.getoption("benchmark_disable"):
+        shared: Path = request.getfixturevalue("demo_dir")
+        return shared
     directory = tmp_path_factory.mktemp("bench-world")
     build_demo(directory, BENCH_WORLD)
     return directory

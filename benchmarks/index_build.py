@@ -23,12 +23,12 @@ Results are written after every job, so a long run that is stopped still leaves 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
 import math
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -43,10 +43,11 @@ from typing import Any
 import faiss
 import numpy as np
 
+from personabid.artifact import write_atomic
+from personabid.bench.machine import machine_info
 from personabid.errors import ArtifactError
 from personabid.index.build import (
     FLAT_MAX,
-    apply_search_params,
     build,
     choose,
     memory_estimate,
@@ -54,7 +55,8 @@ from personabid.index.build import (
     realistic_queries,
     tune,
 )
-from personabid.index.store import BuildOptions, load_index, write_index
+from personabid.index.bundle import IndexManifest, apply_search_params, load_index
+from personabid.index.store import BuildOptions, write_index
 from personabid.world import World
 
 log = logging.getLogger("index_build")
@@ -211,25 +213,25 @@ def job_build(job: Job) -> dict[str, Any]:
     wall = time.perf_counter() - began
     peak_total = max_rss_mb()
     peak_build = rss_kb("VmHWM") / 1024 if phase_peak else None
-    manifest = json.loads((version / "manifest.json").read_text())
+    manifest = IndexManifest.read(version)
     # The flat reference and the memory study need the raw vectors; saved after the peaks are read.
     np.save(directory / "personas.npy", np.concatenate([s.personas for s in specs]).astype(np.float32))
     return {
         "campaigns": n,
-        "vectors": manifest["vectors"],
+        "vectors": manifest.vectors,
         "generation": generation,
         "version_dir": str(version),
-        "index_type": manifest["index_type"],
-        "index_params": manifest["index_params"],
-        "recall": manifest["recall"],
-        "build_seconds_manifest": manifest["build_seconds"],
+        "index_type": manifest.index_type,
+        "index_params": manifest.index_params,
+        "recall": dataclasses.asdict(manifest.recall),
+        "build_seconds_manifest": manifest.build_seconds,
         "build_seconds_wall": round(wall, 2),
-        "memory_estimate_mb": round(manifest["memory_estimate_bytes"] / MB, 1),
+        "memory_estimate_mb": round(manifest.memory_estimate_bytes / MB, 1),
         "peak_rss_mb": round(peak_total, 1),
         "peak_rss_build_mb": None if peak_build is None else round(peak_build, 1),
         "build_extra_rss_mb": None if peak_build is None else round(peak_build - generation["rss_mb"], 1),
-        "artifact_mb": round(sum(f["bytes"] for f in manifest["files"].values()) / MB, 1),
-        "index_file_mb": round(manifest["files"]["personas.faiss"]["bytes"] / MB, 1),
+        "artifact_mb": round(sum(manifest.file_bytes.values()) / MB, 1),
+        "index_file_mb": round(manifest.file_bytes["personas.faiss"] / MB, 1),
         "build_log": phases(events.events),
     }
 
@@ -238,8 +240,8 @@ def job_query(job: Job) -> dict[str, Any]:
     """Load the artifact as the server does and time its searches against exact flat search."""
     directory = Path(job["dir"])
     version = Path(job["version_dir"])
-    manifest = json.loads((version / "manifest.json").read_text())
-    index, index_rss = index_memory(version / "personas.faiss", manifest["index_params"])
+    manifest = IndexManifest.read(version)
+    index, index_rss = index_memory(version / "personas.faiss", manifest.index_params)
     del index
     before = rss_kb()
     began = time.perf_counter()
@@ -433,28 +435,9 @@ def memory_study(results: dict[str, Any], args: argparse.Namespace, work: Path) 
     return study
 
 
-def machine_info() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
-    meminfo = Path("/proc/meminfo").read_text().split()
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "cores_available": len(os.sched_getaffinity(0)),
-        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / (1 << 20), 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "faiss": faiss.__version__,
-        "numpy": np.__version__,
-        "faiss_build_threads": faiss.omp_get_max_threads(),
-    }
-
-
 def write_results(results: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(results, indent=2) + "\n")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -28,8 +28,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 
+from personabid.ctr.features import default_spec
 from personabid.training.evaluate import auc, auc_interval, log_loss
-from personabid.training.features import default_spec
 from personabid.training.fm import FmParams
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import BadRows

@@ -70,7 +70,7 @@ def test_decide_1m_campaigns(benchmark: BenchmarkFixture) -> None:
 def test_faiss_match_10k(
     benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest]
 ) -> None:
-    bundle = decider.snapshot.index
+    bundle = decider.snapshot.bundle
     user = user_vector(requests[0].tag_vector, requests[0].tags, bundle.vocab)
     assert user is not None
     rows, scores = match(bundle.index, bundle.persona_rows, user, 100)

@@ -25,7 +25,6 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from benchmarks.catalogs import large_world
 from personabid.index.build import (
-    apply_search_params,
     build,
     choose,
     exact_neighbours,
@@ -33,7 +32,7 @@ from personabid.index.build import (
     realistic_queries,
     tune,
 )
-from personabid.index.store import load_index
+from personabid.index.bundle import apply_search_params, load_index
 
 TOP_K = 100
 TYPES = ("flat", "hnsw", "ivfpq")
@@ -45,8 +44,8 @@ def _index(world: Path, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
     """The world's own index if it is of `index_type`, else one built from its personas (cached); and its
     search parameters."""
     bundle = load_index(world / "index")
-    if bundle.manifest["index_type"] == index_type:
-        return bundle.index, bundle.manifest.get("index_params", {})
+    if bundle.manifest.index_type == index_type:
+        return bundle.index, bundle.manifest.index_params
     personas = bundle.index.reconstruct_n(0, bundle.index.ntotal)
     choice = choose(len(personas), personas.shape[1], index_type)
     # Keyed by the build's parameters: a cached index of an older build is not reused.

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from personabid.ctr.features import request_tokens, slot_token
 from personabid.decision import filters
+from personabid.decision.candidates import candidate_features
 from personabid.decision.match import match
 from personabid.decision.pipeline import Decider
 from personabid.decision.pricing import price
 from personabid.decision.request import AuctionRequest
-from personabid.decision.score import candidate_features, request_tokens, slot_token
 from personabid.decision.uservec import user_vector
 from personabid.demo import read_world
 from personabid.index.campaigns import CampaignSpec, CampaignTable
@@ -37,14 +38,14 @@ FLOOR = 1.5
 @pytest.fixture(scope="module")
 def specs(bench_dir: Path, decider: Decider) -> list[CampaignSpec]:
     """The campaigns as the world specifies them, row for row: what the filters' checks read."""
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     specs, _ = read_world(bench_dir).campaigns(len(table))
     assert [s.id for s in specs] == table.campaign_id.tolist()
     return specs
 
 
 def _candidates(decider: Decider, request: AuctionRequest, k: int) -> tuple[np.ndarray, np.ndarray]:
-    bundle = decider.snapshot.index
+    bundle = decider.snapshot.bundle
     user = user_vector(request.tag_vector, request.tags, bundle.vocab)
     assert user is not None
     rows, scores = match(bundle.index, bundle.persona_rows, user, 200)
@@ -55,7 +56,7 @@ def _candidates(decider: Decider, request: AuctionRequest, k: int) -> tuple[np.n
 def test_user_vector_sparse_tags(
     benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest]
 ) -> None:
-    vocab, request = decider.snapshot.index.vocab, requests[0]
+    vocab, request = decider.snapshot.bundle.vocab, requests[0]
     vector = user_vector(None, request.tags, vocab)
     assert vector is not None and vector.shape == (1, vocab.dims)
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
@@ -66,7 +67,7 @@ def test_user_vector_sparse_tags(
 def test_user_vector_dense(
     benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest]
 ) -> None:
-    vocab = decider.snapshot.index.vocab
+    vocab = decider.snapshot.bundle.vocab
     dense = vocab.dense(dict(requests[0].tags))
     vector = user_vector(dense, (), vocab)
     assert vector is not None
@@ -151,7 +152,7 @@ def test_filter(
     name: str,
     k: int,
 ) -> None:
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     rows, scores = _candidates(decider, requests[1], k)
     mask_of = _filter_cases(table, requests[1])[name]
     mask = mask_of(rows, scores)
@@ -164,7 +165,7 @@ def test_filter(
 def test_pctr_features(
     benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest], k: int
 ) -> None:
-    model, table = decider.snapshot.model, decider.snapshot.index.campaigns
+    model, table = decider.snapshot.model, decider.snapshot.bundle.campaigns
     rows, scores = _candidates(decider, requests[2], k)
     context, slot = request_tokens(4, "ios", "USA"), slot_token(320, 50)
     indices = candidate_features(model.spec, table, rows, scores, context, slot)
@@ -176,7 +177,7 @@ def test_pctr_features(
 def test_pctr_kernel(
     benchmark: BenchmarkFixture, decider: Decider, requests: list[AuctionRequest], k: int
 ) -> None:
-    model, table = decider.snapshot.model, decider.snapshot.index.campaigns
+    model, table = decider.snapshot.model, decider.snapshot.bundle.campaigns
     rows, scores = _candidates(decider, requests[2], k)
     indices = candidate_features(
         model.spec, table, rows, scores, request_tokens(4, "ios", "USA"), slot_token(320, 50)
@@ -190,7 +191,7 @@ def test_pctr_kernel(
 
 @pytest.mark.parametrize("k", KS)
 def test_price_kernel(benchmark: BenchmarkFixture, decider: Decider, k: int) -> None:
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     rng = np.random.default_rng(k)
     rows = rng.choice(len(table), size=k, replace=False)
     base, cap = table.base_bid[rows], table.max_bid[rows]

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from personabid.ctr.features import default_spec
 from personabid.training.evaluate import auc
-from personabid.training.features import default_spec
 from personabid.training.fm import FmParams, FmTrainer
 from personabid.training.ftrl import FtrlParams, FtrlTrainer
 

@@ -29,6 +29,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from personabid.index.bundle import apply_search_params
+
 log = logging.getLogger(__name__)
 
 FLAT_MAX = 10_000
@@ -136,19 +138,6 @@ def _ivfpq(dims: int, params: dict[str, Any]) -> faiss.Index:
     index = faiss.IndexRefine(coarse, refine)
     index.k_factor = params["k_factor"]
     return index
-
-
-def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
-    if "efSearch" in params:
-        graph = faiss.downcast_index(index)
-        assert isinstance(graph, faiss.IndexHNSW), f"efSearch on a {type(graph).__name__}"
-        graph.hnsw.efSearch = int(params["efSearch"])
-    if "nprobe" in params:
-        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
-    if "k_factor" in params:
-        refine = faiss.downcast_index(index)
-        assert isinstance(refine, faiss.IndexRefine), f"k_factor on a {type(refine).__name__}"
-        refine.k_factor = float(params["k_factor"])
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from personabid.ctr.features import token
 from personabid.errors import ArtifactError
-from personabid.training.features import token
 
 CODE_TABLES = ("domains", "categories", "countries", "os_names", "sizes", "regions", "site_categories")
 DEVICE_TYPES = 9  # OpenRTB devicetype 0 (unknown) to 8

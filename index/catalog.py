@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from personabid.ctr.features import token
 from personabid.index.campaigns import DEVICE_TYPES, CampaignSpec, Creative
 from personabid.index.lookalike import lookalike_personas, read_seed_audience
 from personabid.index.vocab import Vocabulary
-from personabid.training.features import token
 
 STATUSES = ("active", "paused", "ended")
 CURRENCIES = ("USD",)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from personabid.artifact import read_manifest, resolve
 from personabid.errors import ArtifactError
+from personabid.index.bundle import FORMAT_VERSION, KIND
 from personabid.index.catalog import CatalogError, read_catalog
-from personabid.index.store import FORMAT_VERSION, KIND, BuildOptions, write_index
+from personabid.index.store import BuildOptions, write_index
 from personabid.index.vocab import Vocabulary
 
 log = logging.getLogger(__name__)

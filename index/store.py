@@ -1,8 +1,5 @@
-"""The index artifact: vocabulary, campaign columns and FAISS index of one catalog version.
-
-Files of a version: manifest.json, vocab.json, campaigns.npz (no pickle), personas.faiss, persona_rows.npy
-(the campaign row of each persona vector: a campaign may own several personas).
-"""
+"""Writing the index artifact: build, tune and check the FAISS index of one catalog version, then write
+the files that personabid.index.bundle reads (the file layout is described there)."""
 
 from __future__ import annotations
 
@@ -16,34 +13,22 @@ from typing import Any
 import faiss
 import numpy as np
 
-from personabid.artifact import read_manifest, resolve, write_artifact
+from personabid.artifact import write_artifact
 from personabid.errors import ArtifactError
 from personabid.index.build import (
     MEMORY_BUDGET_BYTES,
-    apply_search_params,
     build,
     choose,
     memory_estimate,
     query_sets,
     tune,
 )
-from personabid.index.campaigns import CampaignSpec, CampaignTable, build_table
+from personabid.index.bundle import FORMAT_VERSION, KIND
+from personabid.index.campaigns import CampaignSpec, build_table
 from personabid.index.vocab import Vocabulary
 from personabid.progress import progress
 
 log = logging.getLogger(__name__)
-KIND = "persona-index"
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class IndexBundle:
-    version: str
-    vocab: Vocabulary
-    campaigns: CampaignTable
-    index: faiss.Index
-    persona_rows: np.ndarray  # int32 (n_vectors,)
-    manifest: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -121,37 +106,4 @@ def write_index(
             "persona_rows.npy": lambda path: np.save(path, persona_rows, allow_pickle=False),
         },
         fields,
-    )
-
-
-def load_index(path: Path) -> IndexBundle:
-    """Load and verify an index version (or the current version of an index root)."""
-    directory = resolve(path)
-    manifest = read_manifest(directory, KIND, (FORMAT_VERSION,))
-    vocab = Vocabulary.load(directory / "vocab.json")
-    campaigns = CampaignTable.load(directory / "campaigns.npz")
-    try:
-        index = faiss.read_index(str(directory / "personas.faiss"))
-        persona_rows = np.load(directory / "persona_rows.npy", allow_pickle=False)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise ArtifactError(f"{directory}: unreadable index: {exc}") from exc
-    if index.d != vocab.dims or manifest.get("dims") != vocab.dims:
-        raise ArtifactError(
-            f"{directory}: index has {index.d} dims, vocabulary {vocab.dims}, manifest {manifest.get('dims')}"
-        )
-    if index.ntotal != len(persona_rows) or index.ntotal != manifest.get("vectors"):
-        raise ArtifactError(
-            f"{directory}: index holds {index.ntotal} vectors, persona_rows {len(persona_rows)}, "
-            f"manifest {manifest.get('vectors')}"
-        )
-    if len(persona_rows) and (persona_rows.min() < 0 or persona_rows.max() >= len(campaigns)):
-        raise ArtifactError(f"{directory}: persona_rows point outside the {len(campaigns)} campaigns")
-    apply_search_params(index, manifest.get("index_params", {}))
-    return IndexBundle(
-        version=manifest["version"],
-        vocab=vocab,
-        campaigns=campaigns,
-        index=index,
-        persona_rows=persona_rows.astype(np.int32, copy=False),
-        manifest=manifest,
     )

@@ -7,6 +7,7 @@ import time
 import grpc
 
 from personabid.artifact import version_time
+from personabid.failures import detail_of, failure_of
 from personabid.reload import Kind, Reloader, ReloadRefused
 from personabid.v1 import admin_pb2 as pb
 from personabid.v1 import admin_pb2_grpc as pb_grpc
@@ -22,7 +23,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         try:
             result = await self._reloader.reload(kind, request.version or None)
         except ReloadRefused as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            await context.abort(failure_of(exc).code, detail_of(exc))
             raise  # abort raises; this keeps type checkers informed
         return pb.ReloadResponse(
             swapped=result.swapped,
@@ -54,14 +55,14 @@ class AdminServicer(pb_grpc.AdminServicer):
             target.reloads_failed = state.failed
             target.last_error = state.last_error
         if decider is not None:
-            index, model = decider.snapshot.index, decider.snapshot.model
+            index, model = decider.snapshot.bundle, decider.snapshot.model
             built = version_time(index.version)
             status.index.built_unix = int(built)
             status.index.age_seconds = now - built
-            status.index.type = index.manifest["index_type"]
-            status.index.campaigns = index.manifest["campaigns"]
-            status.index.vectors = index.manifest["vectors"]
-            status.index.recall = float(index.manifest.get("recall", {}).get("value", 0.0))
+            status.index.type = index.manifest.index_type
+            status.index.campaigns = index.manifest.campaigns
+            status.index.vectors = index.manifest.vectors
+            status.index.recall = index.manifest.recall.value
             model_built = version_time(model.version)
             status.model.built_unix = int(model_built)
             status.model.age_seconds = now - model_built

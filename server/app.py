@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
 
 from personabid.admin import AdminServicer
+from personabid.bidrecord import BidRecord
 from personabid.config import Settings
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decoding import OnUndecodable, add_tolerant_servicer
@@ -85,9 +86,7 @@ class BidServer:
         self.serves_admin = admin  # of several workers only one serves Admin (server/workers.py)
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.decision_settings = DecisionSettings(
-            top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms, seat=settings.seat
-        )
+        self.decision_settings = DecisionSettings(top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms)
         limits = StoreLimits(
             max_pending=settings.max_pending_bids,
             max_frequency_keys=settings.max_frequency_keys,
@@ -201,16 +200,16 @@ class BidServer:
         for service in (SERVICE_NAME, ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.ready.set(1)
-        manifest = decider.snapshot.index.manifest
+        manifest = decider.snapshot.bundle.manifest
         log.info(
             "personabid ready: grpc=%s metrics=%s admin=%s campaigns=%d index=%s (%s) model=%s, "
             "loaded in %.1fs",
             _with_port(self.settings.grpc_addr, self.grpc_port),
             _with_port(self.settings.metrics_addr, self.metrics_port),
             _with_port(self.settings.admin_addr, self.admin_port) if self.serves_admin else "-",
-            manifest["campaigns"],
-            decider.snapshot.index.version,
-            manifest["index_type"],
+            manifest.campaigns,
+            decider.snapshot.bundle.version,
+            manifest.index_type,
             decider.snapshot.model.version,
             time.perf_counter() - started,
         )
@@ -228,19 +227,19 @@ class BidServer:
                 up = self.spend.available or await asyncio.to_thread(self.spend.probe)
                 if up:
                     try:
-                        await asyncio.to_thread(self.spend.refresh, decider.snapshot.index.campaigns)
+                        await asyncio.to_thread(self.spend.refresh, decider.snapshot.bundle.campaigns)
                     except StateUnavailable:
                         up = False  # SpendControl logs the outage's start and end
                 self.metrics.observe_spend_summary(self.spend.summary(), up)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.spend.settings.refresh_seconds)
 
-    def _record_event(self, note: Notification, pending: dict[str, Any] | None) -> None:
+    def _record_event(self, note: Notification, record: BidRecord | None) -> None:
         if note.type in ("win", "impression"):
-            price = note.price or float((pending or {}).get("price", 0.0))
+            price = note.price or ((record.price or 0.0) if record is not None else 0.0)
             self.metrics.spend.inc(price / 1000.0)
         if self.event_log is not None:
-            self.event_log.record(note, pending)
+            self.event_log.record(note, record)
 
     async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
         """Stop in three steps, so that no call that reached the server is lost:

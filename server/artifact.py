@@ -88,7 +88,7 @@ def write_artifact(
             **fields,
             "files": checksums,
         }
-        _write_text_atomic(scratch / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_atomic(scratch / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         final = root / version
         os.replace(scratch, final)
     except BaseException:
@@ -102,7 +102,7 @@ def write_artifact(
 def set_current(root: Path, version: str) -> None:
     if not (root / version / MANIFEST).is_file():
         raise ArtifactError(f"{root / version}: not an artifact version (no {MANIFEST})")
-    _write_text_atomic(root / CURRENT, version + "\n")
+    write_atomic(root / CURRENT, version + "\n")
 
 
 def resolve(path: Path) -> Path:
@@ -142,7 +142,18 @@ def read_manifest(directory: Path, kind: str, supported_formats: tuple[int, ...]
     return manifest
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the whole new one, never a part.
+
+    The data goes to a hidden temporary file beside `path` (the same file system, so the rename is
+    atomic), named uniquely so that two writers cannot mix their halves, then is renamed over `path`."""
     scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    scratch.write_text(text)
-    os.replace(scratch, path)
+    try:
+        if isinstance(data, bytes):
+            scratch.write_bytes(data)
+        else:
+            scratch.write_text(data)
+        os.replace(scratch, path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise

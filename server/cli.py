@@ -1,13 +1,16 @@
-"""The `personabid` command line: serve, demo, call, health."""
+"""The `personabid` command line: the serving commands (serve, demo, call, health, admin) and the offline
+tools (index, train, evaluate, bench), each tool registering its own subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -19,10 +22,21 @@ from personabid.errors import PersonabidError
 
 DEFAULT_ADDR = Settings.grpc_addr
 ADDR_ENV = "PERSONABID_GRPC_ADDR"
+# The offline tools, by subcommand: each module registers its subcommands beside the code they drive. A
+# command line imports only the tool it names, so that `personabid serve` loads no index build or training
+# code (and starts sooner); one that names no tool (--help, a mistyped command) registers all, to list them.
+TOOLS = {
+    "index": "personabid.index.commands",
+    "train": "personabid.training.commands",
+    "evaluate": "personabid.training.commands",
+    "bench": "personabid.bench.commands",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("PERSONABID_LOG_LEVEL", "INFO"),
@@ -50,7 +64,8 @@ def _describe(error: OSError) -> str:
     return f"{error.filename}: {reason}"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of every serving command, and of the offline tools `argv` needs (see TOOLS)."""
     parser = argparse.ArgumentParser(prog="personabid", description="Ad-audience matching and bid decisions.")
     parser.add_argument("--version", action="version", version=f"personabid {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -160,15 +175,22 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("--timeout", type=float, default=60.0, help="seconds (default %(default)s)")
     admin.set_defaults(run=_admin)
 
-    # The offline tools register their own subcommands, each beside the code it drives.
-    from personabid.bench import commands as bench_commands
-    from personabid.index import commands as index_commands
-    from personabid.training import commands as training_commands
-
-    index_commands.register(commands)
-    training_commands.register(commands)
-    bench_commands.register(commands)
+    for module in _tools(argv, serving=commands.choices):
+        importlib.import_module(module).register(commands)
     return parser
+
+
+def _tools(argv: Sequence[str], serving: Mapping[str, object]) -> list[str]:
+    """The modules of TOOLS to register for `argv`: none for a serving command, the named tool's, or
+    all of them when the command line names neither."""
+    # The top level takes no option with a value, so a command, if any, comes first; an option there
+    # (--help, --version) or a mistyped command needs the whole list.
+    command = argv[0] if argv else ""
+    if command in serving:
+        return []
+    if command in TOOLS:
+        return [TOOLS[command]]
+    return list(dict.fromkeys(TOOLS.values()))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,15 +22,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from personabid.decision.score import candidate_features
-from personabid.decision.uservec import strongest_tags
-from personabid.errors import ArtifactError
-from personabid.index.campaigns import CampaignTable
-from personabid.index.catalog import read_catalog, write_catalog
-from personabid.index.store import BuildOptions, IndexBundle, load_index, write_index
-from personabid.training.evaluate import auc
-from personabid.training.events import ImpressionEvent
-from personabid.training.features import (
+from personabid.artifact import write_atomic
+from personabid.bidrecord import BidRecord
+from personabid.ctr.features import (
     DEFAULT_SPEC,
     LOGGED_TAGS,
     FeatureSpec,
@@ -40,9 +33,17 @@ from personabid.training.features import (
     tag_token_rows,
     time_token_arrays,
 )
+from personabid.ctr.model import CtrModel
+from personabid.decision.candidates import candidate_features
+from personabid.decision.uservec import strongest_tags
+from personabid.errors import ArtifactError
+from personabid.index.bundle import IndexBundle, load_index
+from personabid.index.campaigns import CampaignTable
+from personabid.index.catalog import read_catalog, write_catalog
+from personabid.index.store import BuildOptions, write_index
+from personabid.training.evaluate import auc
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import Chunk
-from personabid.training.model import CtrModel
 from personabid.training.source import MemoryRows
 from personabid.training.train import EVALUATION, TrainOptions, train
 from personabid.world import DEVICE_SIZES, SIZES, World
@@ -117,14 +118,14 @@ class SimulatedLog:
         slots = _slot_tokens(self.size)
         return candidate_features(spec, table, self.rows, self.similarity, context, slots)  # type: ignore[arg-type]
 
-    def impressions(self, table: CampaignTable) -> Iterator[ImpressionEvent]:
+    def impressions(self, table: CampaignTable) -> Iterator[BidRecord]:
         """The rows as event log records (for `personabid train --format events`)."""
         for i in range(len(self)):
             row = int(self.rows[i])
             w, h = SIZES[int(self.size[i])]
-            yield ImpressionEvent(
+            yield BidRecord(
                 ts=float(self.ts[i]),
-                user_id=f"demo-user-{int(self.user[i])}",
+                user=f"demo-user-{int(self.user[i])}",  # raw: the EventWriter pseudonymises it
                 campaign=str(table.campaign_id[row]),
                 advertiser=str(table.advertiser[row]),
                 category=str(table.category[row]),
@@ -191,14 +192,12 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
         directory / "model", {"training": {"data": "demo world simulation", "seed": spec.seed, **summary}}
     )
     world_info = {"seed": spec.seed, "campaigns": spec.campaigns, "segments": world.segments}
-    tmp = directory / f".{WORLD_FILE}.tmp"
-    tmp.write_text(json.dumps(world_info, indent=2) + "\n")
-    os.replace(tmp, directory / WORLD_FILE)
+    write_atomic(directory / WORLD_FILE, json.dumps(world_info, indent=2) + "\n")
     result = {
         "directory": str(directory),
         "campaigns": len(specs),
         "index_version": bundle.version,
-        "index_type": bundle.manifest["index_type"],
+        "index_type": bundle.manifest.index_type,
         "model_auc": summary["evaluation"]["auc"],
         "truth_auc": summary["evaluation"]["truth_auc"],
         "seconds": round(time.perf_counter() - started, 1),

@@ -1,4 +1,5 @@
-"""The domain's errors: one base class, translated to gRPC status codes in one place (servicer.py)."""
+"""The domain's errors: one base class; failures.py says how each is answered (status code, no-bid reason,
+metric outcome), for every RPC."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class InvalidRequest(PersonabidError):
 
 class NotReady(PersonabidError):
     """The server has no index or model loaded yet."""
+
+
+class ShuttingDown(PersonabidError):
+    """The server is stopping and takes no new auctions: the caller sends them elsewhere."""
 
 
 class ArtifactError(PersonabidError):

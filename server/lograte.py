@@ -29,7 +29,9 @@ class RateLimitedLog:
         # kind -> (window start, lines written in the window, lines left out since the last one written)
         self._windows: dict[str, tuple[float, int, int]] = {}
 
-    def log(self, level: int, kind: str, message: str, *args: object, exc_info: bool = False) -> bool:
+    def log(
+        self, level: int, kind: str, message: str, *args: object, exc_info: bool | BaseException = False
+    ) -> bool:
         """Write `message % args` unless `kind` has used its lines for this interval; True if written."""
         with self._lock:
             now = self._clock()

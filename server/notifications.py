@@ -1,77 +1,30 @@
-"""Win, loss, impression, click and conversion notices: checked at the edge, applied to the spend state,
-and appended to the event log that training reads."""
+"""Win, loss, impression, click and conversion notices: checked, applied to the spend state, and appended
+to the event log that training reads."""
 
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from personabid.bidrecord import BidRecord
 from personabid.errors import InvalidRequest
-from personabid.spend.control import Notification, SpendControl
-from personabid.v1 import bidder_pb2 as pb
+from personabid.spend.control import MODES, Notification, SpendControl, validate_notification
 
 log = logging.getLogger(__name__)
-TYPES = {
-    pb.Event.WIN: "win",
-    pb.Event.LOSS: "loss",
-    pb.Event.IMPRESSION: "impression",
-    pb.Event.CLICK: "click",
-    pb.Event.CONVERSION: "conversion",
-}
 
-# Called with each applied notification and, when the bid was known, its pending record.
-EventSink = Callable[[Notification, dict[str, Any] | None], None]
-
-
-def to_notification(event: pb.Event, where: str = "event") -> Notification:
-    """A checked Notification, or InvalidRequest naming the field and the value."""
-    if event.type not in TYPES:
-        raise InvalidRequest(
-            f"{where}.type",
-            pb.Event.Type.Name(event.type) if event.type in pb.Event.Type.values() else event.type,
-            "must be WIN, LOSS, IMPRESSION, CLICK or CONVERSION",
-        )
-    for name in ("auction_id", "imp_id", "campaign_id"):
-        if not getattr(event, name):
-            raise InvalidRequest(f"{where}.{name}", "", "must not be empty")
-    if not math.isfinite(event.price) or event.price < 0:
-        raise InvalidRequest(f"{where}.price", event.price, "must be a finite, non-negative CPM")
-    if event.type == pb.Event.WIN and event.price == 0:
-        raise InvalidRequest(f"{where}.price", event.price, "a win carries its clearing price")
-    if event.cur not in ("", "USD"):
-        raise InvalidRequest(f"{where}.cur", event.cur, "unsupported currency; supported: ['USD']")
-    if event.timestamp_ms < 0:
-        raise InvalidRequest(f"{where}.timestamp_ms", event.timestamp_ms, "must not be negative")
-    return Notification(
-        type=TYPES[event.type],
-        auction_id=event.auction_id,
-        imp_id=event.imp_id,
-        bid_id=event.bid_id,
-        campaign_id=event.campaign_id,
-        price=event.price,
-        loss_reason=event.loss_reason,
-        ts=event.timestamp_ms / 1000.0 if event.timestamp_ms else time.time(),
-    )
+# Called with each applied notification and, when the bid was known, the record it was made with.
+EventSink = Callable[[Notification, BidRecord | None], None]
 
 
 @dataclass
 class Tally:
+    """What became of the notices of one call: the caller's acknowledgement."""
+
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
-
-    def ack(self) -> pb.NotifyAck:
-        return pb.NotifyAck(
-            accepted=self.accepted,
-            duplicates=self.duplicates,
-            rejected=self.rejected,
-            errors=self.errors[:100],
-        )
 
 
 class Notifier:
@@ -83,15 +36,16 @@ class Notifier:
         self._sink = sink
         self._observe = observe  # (type, outcome) for metrics
 
-    def handle(self, event: pb.Event, tally: Tally, where: str) -> None:
+    def handle(self, note: Notification, tally: Tally, where: str) -> None:
+        """Check `note` (its fields named under `where` in a refusal), apply it, and log it."""
         try:
-            note = to_notification(event, where)
+            validate_notification(note, where)
         except InvalidRequest as exc:
             tally.rejected += 1
             tally.errors.append(str(exc))
-            self._observe(TYPES.get(event.type, "unknown"), "rejected")
+            self._observe(note.type if note.type in MODES else "unknown", "rejected")
             return
-        status, pending = self._spend.apply(note)
+        status, record = self._spend.apply(note)
         if status == "duplicate":
             tally.duplicates += 1
             self._observe(note.type, "duplicate")
@@ -99,7 +53,7 @@ class Notifier:
         tally.accepted += 1
         self._observe(
             note.type,
-            "accepted" if pending is not None or note.type in ("click", "conversion") else "unknown_bid",
+            "accepted" if record is not None or note.type in ("click", "conversion") else "unknown_bid",
         )
         if status == "applied":
-            self._sink(note, pending)
+            self._sink(note, record)

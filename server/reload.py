@@ -20,19 +20,19 @@ from typing import Literal
 import numpy as np
 
 from personabid.artifact import CURRENT, MANIFEST, resolve
+from personabid.ctr.model import CtrModel
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
-from personabid.errors import ArtifactError, PersonabidError
-from personabid.index.store import load_index
+from personabid.errors import ArtifactError
+from personabid.index.bundle import load_index
 from personabid.spend.control import SpendControl
-from personabid.training.model import CtrModel
 
 log = logging.getLogger(__name__)
 Kind = Literal["index", "model"]
 
 
-class ReloadRefused(PersonabidError):
+class ReloadRefused(ArtifactError):
     """A version failed a check and was not swapped in."""
 
 
@@ -57,7 +57,7 @@ class ReloadResult:
 
 def warm_up(decider: Decider) -> None:
     """Run decisions that reach every stage: compiles the kernels and proves the snapshot decides."""
-    bundle = decider.snapshot.index
+    bundle = decider.snapshot.bundle
     persona = np.asarray(bundle.index.reconstruct(0), dtype=np.float32) if bundle.index.ntotal else None
     if persona is None or persona.shape != (bundle.vocab.dims,):
         persona = np.ones(bundle.vocab.dims, dtype=np.float32)
@@ -117,7 +117,7 @@ class Reloader:
 
     def _swap(self, decider: Decider, now: float, kinds: tuple[Kind, ...]) -> None:
         self.decider = decider
-        versions = {"index": decider.snapshot.index.version, "model": decider.snapshot.model.version}
+        versions = {"index": decider.snapshot.bundle.version, "model": decider.snapshot.model.version}
         for kind in kinds:
             self.states[kind].version = versions[kind]
             self.states[kind].loaded_unix = now
@@ -136,7 +136,7 @@ class Reloader:
                 if directory.name == state.version:
                     return ReloadResult(False, state.version, state.version, 0.0)
                 decider = await asyncio.to_thread(self._prepare_swap, kind, directory, current)
-            except (ArtifactError, ReloadRefused, OSError, ValueError, RuntimeError) as exc:
+            except (ArtifactError, OSError, ValueError, RuntimeError) as exc:
                 self._refuse(kind, version or _current_name(state.path), exc)
                 raise ReloadRefused(f"{kind} {version or 'CURRENT'} refused: {exc}") from exc
             previous = state.version
@@ -155,7 +155,7 @@ class Reloader:
             if bundle.vocab.dims != snapshot.dims:
                 # Exchanges size their dense vectors to the vocabulary; a new one needs a coordinated restart.
                 raise ReloadRefused(f"dims {bundle.vocab.dims} differ from the serving {snapshot.dims}")
-            candidate = replace(snapshot, index=bundle)
+            candidate = replace(snapshot, bundle=bundle)
         else:
             candidate = replace(snapshot, model=CtrModel.load(directory))
         return self._ready(candidate)

@@ -1,5 +1,5 @@
-"""The Bidder gRPC service: converts messages, delegates to the decision core, maps errors to status
-codes (here and nowhere else)."""
+"""The Bidder gRPC service: converts messages (wire.py), delegates to the decision core, and answers its
+errors as failures.py's table says (a status code on a unary call, a no-bid reason inside a stream)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from personabid import wire
 from personabid.decision.pipeline import Decider, Decision
 from personabid.decision.reasons import NoBid
 from personabid.decoding import Undecodable
-from personabid.errors import InvalidRequest, NotReady
+from personabid.errors import NotReady, ShuttingDown
+from personabid.failures import Failure, detail_of, failure_of
 from personabid.lograte import RateLimitedLog
 from personabid.notifications import Notifier, Tally
 from personabid.privacy import Pseudonymizer
@@ -75,10 +76,9 @@ class BidderServicer(pb_grpc.BidderServicer):
 
     async def _answer(
         self, method: str, message: pb.BidRequest
-    ) -> tuple[pb.BidResponse | None, grpc.StatusCode, str]:
+    ) -> tuple[pb.BidResponse | None, Failure | None, str]:
         if self.closing:
-            self._metrics.observe_failure(method, "unavailable", NoBid.NOT_READY, 0.0)
-            return None, grpc.StatusCode.UNAVAILABLE, "the server is shutting down: send to another"
+            return self._failed(method, ShuttingDown("the server is shutting down: send to another"), 0.0)
         with self._call():
             if self._executor is None:
                 return self._answer_now(method, message)
@@ -87,43 +87,38 @@ class BidderServicer(pb_grpc.BidderServicer):
 
     def _answer_now(
         self, method: str, message: pb.BidRequest
-    ) -> tuple[pb.BidResponse | None, grpc.StatusCode, str]:
-        """The response, or the status code and message of a failure; counts it either way."""
+    ) -> tuple[pb.BidResponse | None, Failure | None, str]:
+        """The response, or the failure (failures.py) and its message; counts it either way."""
         started = time.perf_counter()
         try:
             decision = self._decide(message)
-        except InvalidRequest as exc:
-            self._metrics.observe_failure(
-                method, "invalid", NoBid.INVALID_REQUEST, time.perf_counter() - started
-            )
-            return None, grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-        except NotReady as exc:
-            self._metrics.observe_failure(
-                method, "unavailable", NoBid.NOT_READY, time.perf_counter() - started
-            )
-            return None, grpc.StatusCode.UNAVAILABLE, str(exc)
-        except Exception:
-            self._metrics.observe_failure(
-                method, "error", NoBid.TECHNICAL_ERROR, time.perf_counter() - started
-            )
+        except Exception as exc:
+            return self._failed(method, exc, time.perf_counter() - started, message)
+        self._metrics.observe_decision(method, decision, time.perf_counter() - started)
+        return wire.to_response(decision, self._seat), None, ""
+
+    def _failed(
+        self, method: str, error: Exception, seconds: float, message: pb.BidRequest | None = None
+    ) -> tuple[None, Failure, str]:
+        failure = failure_of(error)
+        self._metrics.observe_failure(method, failure.outcome, failure.nbr, seconds)
+        if not failure.expected:
             # A fault of ours, but one that a client can trigger again and again: bounded, like any line
             # a client can cause.
             self._log.log(
                 logging.ERROR,
                 "failed",
                 "bid request %r (user %s) failed",
-                message.id[:64],
-                self._pseudonym(message.user.id) or "-",
-                exc_info=True,
+                message.id[:64] if message is not None else "-",
+                (self._pseudonym(message.user.id) if message is not None else "") or "-",
+                exc_info=error,
             )
-            return None, grpc.StatusCode.INTERNAL, "internal error"
-        self._metrics.observe_decision(method, decision, time.perf_counter() - started)
-        return wire.to_response(decision, self._seat), grpc.StatusCode.OK, ""
+        return None, failure, detail_of(error)
 
     async def Bid(self, request: pb.BidRequest, context: grpc.aio.ServicerContext) -> pb.BidResponse:
-        response, code, detail = await self._answer("Bid", request)
-        if response is None:
-            await context.abort(code, detail)
+        response, failure, detail = await self._answer("Bid", request)
+        if failure is not None:
+            await context.abort(failure.code, detail)
         assert response is not None
         return response
 
@@ -131,18 +126,17 @@ class BidderServicer(pb_grpc.BidderServicer):
         self, request_iterator: AsyncIterator[pb.BidRequest | Undecodable], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BidResponse]:
         # One failed request must not end a stream that other auctions ride on: it gets a no-bid.
-        reasons = {
-            grpc.StatusCode.INVALID_ARGUMENT: NoBid.INVALID_REQUEST,
-            grpc.StatusCode.UNAVAILABLE: NoBid.NOT_READY,
-            grpc.StatusCode.INTERNAL: NoBid.TECHNICAL_ERROR,
-        }
         async for request in request_iterator:
             if isinstance(request, Undecodable):
                 self.refuse_undecodable("BidStream", request)
                 yield wire.no_bid("", NoBid.INVALID_REQUEST, str(request))
                 continue
-            response, code, detail = await self._answer("BidStream", request)
-            yield response if response is not None else wire.no_bid(request.id, reasons[code], detail)
+            response, failure, detail = await self._answer("BidStream", request)
+            if failure is not None:
+                yield wire.no_bid(request.id, failure.nbr, detail)
+            else:
+                assert response is not None
+                yield response
             if self.closing:
                 # The server is stopping: every request read has its answer; the exchange reconnects
                 # elsewhere for the rest rather than have the stream cut at the grace period's end.
@@ -170,7 +164,7 @@ class BidderServicer(pb_grpc.BidderServicer):
         try:
             if isinstance(events, list):
                 for one in events:
-                    notifier.handle(one, tally, "event")
+                    notifier.handle(wire.to_notification(one), tally, "event")
             else:
                 async for event in events:
                     if isinstance(event, Undecodable):
@@ -179,7 +173,7 @@ class BidderServicer(pb_grpc.BidderServicer):
                         tally.rejected += 1
                         tally.errors.append(f"events[{i}]: {event}")
                     else:
-                        notifier.handle(event, tally, f"events[{i}]")
+                        notifier.handle(wire.to_notification(event), tally, f"events[{i}]")
                     i += 1
         except StateUnavailable as exc:
             # Nothing of the failed event was applied; those before it were, and a resend is deduplicated.
@@ -195,7 +189,7 @@ class BidderServicer(pb_grpc.BidderServicer):
                 exc_info=True,
             )
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        return tally.ack()
+        return wire.to_ack(tally)
 
     async def Notify(
         self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext

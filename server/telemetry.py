@@ -178,22 +178,22 @@ class Metrics:
 
     def observe_snapshot(self, decider: Decider) -> None:
         snapshot = decider.snapshot
-        manifest = snapshot.index.manifest
-        self.index_campaigns.set(manifest["campaigns"])
-        self.index_vectors.set(manifest["vectors"])
+        manifest = snapshot.bundle.manifest
+        self.index_campaigns.set(manifest.campaigns)
+        self.index_vectors.set(manifest.vectors)
         self.index_info.info(
             {
-                "version": snapshot.index.version,
-                "index_type": manifest["index_type"],
-                "dims": str(manifest["dims"]),
+                "version": snapshot.bundle.version,
+                "index_type": manifest.index_type,
+                "dims": str(manifest.dims),
             }
         )
         self.model_info.info({"version": snapshot.model.version, "model_type": snapshot.model.model_type})
-        self._index_built = version_time(snapshot.index.version)
+        self._index_built = version_time(snapshot.bundle.version)
         self.index_built.set(self._index_built)
         self.model_built.set(version_time(snapshot.model.version))
 
-    def observe_notification(self, kind: str, outcome: str, price_cpm: float = 0.0) -> None:
+    def observe_notification(self, kind: str, outcome: str) -> None:
         self.notifications.labels(type=kind, outcome=outcome).inc()
 
     def observe_spend_summary(self, summary: dict[str, float], up: bool) -> None:

@@ -1,15 +1,27 @@
 """Conversion between the protobuf messages and the core's plain objects. Copies, never judges:
-validation is the core's (decision/request.py)."""
+validation is the core's (decision/request.py, spend/control.py's validate_notification)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 from personabid.decision.pipeline import Decision
 from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression
+from personabid.notifications import Tally
+from personabid.spend.control import Notification
 from personabid.v1 import bidder_pb2 as pb
+
+# The core's names of the notice types; a type outside them reaches the core as its enum name or number.
+EVENT_TYPES = {
+    pb.Event.WIN: "win",
+    pb.Event.LOSS: "loss",
+    pb.Event.IMPRESSION: "impression",
+    pb.Event.CLICK: "click",
+    pb.Event.CONVERSION: "conversion",
+}
 
 
 def to_auction(message: pb.BidRequest, pseudonym: Callable[[str], str] = lambda user: user) -> AuctionRequest:
@@ -79,3 +91,34 @@ def to_response(decision: Decision, seat: str) -> pb.BidResponse:
 
 def no_bid(request_id: str, reason: int, detail: str) -> pb.BidResponse:
     return pb.BidResponse(id=request_id, cur=DEFAULT_CURRENCY, nbr=reason, nbr_detail=detail)
+
+
+def to_notification(event: pb.Event) -> Notification:
+    """The core's Notification, stamped with the time it arrived; validate_notification judges it."""
+    if event.type in EVENT_TYPES:
+        kind = EVENT_TYPES[event.type]
+    elif event.type in pb.Event.Type.values():
+        kind = pb.Event.Type.Name(event.type)
+    else:
+        kind = str(event.type)
+    return Notification(
+        type=kind,
+        auction_id=event.auction_id,
+        imp_id=event.imp_id,
+        bid_id=event.bid_id,
+        campaign_id=event.campaign_id,
+        price=event.price,
+        loss_reason=event.loss_reason,
+        cur=event.cur,
+        timestamp_ms=event.timestamp_ms,
+        arrived=time.time(),
+    )
+
+
+def to_ack(tally: Tally) -> pb.NotifyAck:
+    return pb.NotifyAck(
+        accepted=tally.accepted,
+        duplicates=tally.duplicates,
+        rejected=tally.rejected,
+        errors=tally.errors[:100],
+    )

@@ -1,11 +1,11 @@
-"""Shared fixtures: one small demo world per session, and real servers on 127.0.0.1 port 0."""
+"""Shared fixtures: real servers on 127.0.0.1 port 0, and real Redis. The session's demo world
+(`demo_dir`, `world`) is in the root conftest.py, shared with the benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -19,27 +19,13 @@ import pytest
 import redis
 
 from personabid.app import BidServer
+from personabid.bench.processes import free_port
 from personabid.config import Settings
-from personabid.demo import DemoSpec, build_demo, read_world
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
-from personabid.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-TEST_WORLD = DemoSpec(seed=11, campaigns=2000, impressions=100_000)
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("world")
-    build_demo(directory, TEST_WORLD)
-    return directory
-
-
-@pytest.fixture(scope="session")
-def world(demo_dir: Path) -> World:
-    return read_world(demo_dir)
 
 
 @pytest.fixture
@@ -117,12 +103,6 @@ def system_command(command: str, package: str) -> str:
     if path is None:
         pytest.fail(f"{command} is missing: `make deps` installs it (Debian package {package})")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RedisServer:

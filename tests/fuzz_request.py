@@ -35,8 +35,8 @@ UNINSTRUMENTED = (
     "personabid.decision.pricing",
     "personabid.index.store",
     "personabid.spend.control",
-    "personabid.training.features",
-    "personabid.training.model",
+    "personabid.ctr.features",
+    "personabid.ctr.model",
 )
 
 
@@ -74,7 +74,7 @@ def harness(world_dir: Path) -> Callable[[bytes], None]:
     from tests.outcomes import check_decision, check_matched, check_refusal
 
     snapshot = Snapshot.load(world_dir / "index", world_dir / "model")
-    table = snapshot.index.campaigns
+    table = snapshot.bundle.campaigns
     plain = Decider(snapshot, DecisionSettings(), clock=lambda: NOW)
 
     def with_spend() -> Decider:

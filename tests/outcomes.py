@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from personabid.decision.consent import refusal
+from personabid.decision.consent import consent_refusal
 from personabid.decision.pipeline import Decider, Decision
 from personabid.decision.reasons import NoBid
 from personabid.decision.request import AuctionRequest
@@ -98,7 +98,7 @@ def has_known_weight(request: AuctionRequest, decider: Decider) -> bool:
     """Whether the request's profile puts a non-zero weight on a tag of the serving vocabulary."""
     if request.tag_vector is not None and len(request.tag_vector) > 0:
         return bool(np.any(request.tag_vector != 0))
-    vocab = decider.snapshot.index.vocab
+    vocab = decider.snapshot.bundle.vocab
     return any(weight != 0 and vocab.position(tag) >= 0 for tag, weight in request.tags)
 
 
@@ -107,7 +107,7 @@ def check_matched(decider: Decider, request: AuctionRequest, decision: Decision)
     unless the request is declined before matching (COPPA, no consent, a tmax too short to decide)."""
     declined = (
         request.coppa == 1
-        or (request.gdpr == 1 and refusal(request.consent) is not None)
+        or (request.gdpr == 1 and consent_refusal(request.consent) is not None)
         or (request.tmax_ms is not None and request.tmax_ms < decider.settings.min_tmax_ms)
     )
     if has_known_weight(request, decider) and not declined:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-READY = re.compile(r"personabid ready: grpc=(\S+) metrics=(\S+)")
+from personabid.bench.processes import parse_ready
 
 
 class ServerProcess:
@@ -57,9 +56,9 @@ class ServerProcess:
                     break
                 continue
             self.log.append(line)
-            found = READY.search(line)
-            if found:
-                return found.group(1), found.group(2)
+            found = parse_ready(line)
+            if found and found.service == "personabid":
+                return found.grpc, found.metrics
         raise AssertionError("server never became ready:\n" + "".join(self.log))
 
     def release(self) -> None:

@@ -18,7 +18,7 @@ from personabid.client import sample_request
 from personabid.decision.request import MAX_CONSENT_CHARS, MAX_IMPRESSIONS, MAX_TAGS
 from personabid.v1 import bidder_pb2 as pb
 from personabid.world import COUNTRIES, DEVICES, SIZES, World
-from tests.conftest import TEST_WORLD
+from tests.demo_world import TEST_WORLD
 from tests.tcf import tc_string
 
 # World(seed) is cheap (segments only) and draws the same users as the session world of TEST_WORLD.seed.

@@ -12,6 +12,7 @@ from personabid.index.campaigns import CampaignSpec, CampaignTable, Creative, bu
 from personabid.spend.control import Notification, SpendControl, SpendSettings
 from personabid.spend.redis_store import RedisStore
 from personabid.spend.store import utc_day
+from tests.bid_records import bid_record
 
 MAX_BID = 5.0  # CPM
 
@@ -35,7 +36,7 @@ def _worker(url: str, campaign: str, budget: float, worker: int, seconds: float)
             break
         bid = float(rng.uniform(1.0, MAX_BID))
         auction = f"{campaign}-{worker}-{i}"
-        if not spend.reserve(table, 0, bid, f"{auction}:1", {}):
+        if not spend.reserve(table, 0, bid, f"{auction}:1", bid_record(f"{auction}:1")):
             refused += 1
             continue
         if rng.random() < 0.8:

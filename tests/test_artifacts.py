@@ -11,7 +11,7 @@ import pytest
 
 from personabid.artifact import CURRENT, MANIFEST, read_manifest, resolve, sha256_file, write_artifact
 from personabid.errors import ArtifactError
-from personabid.index.store import load_index
+from personabid.index.bundle import load_index
 
 
 def write_text_artifact(root: Path, text: str) -> Path:
@@ -92,6 +92,6 @@ def test_index_whose_dims_disagree_with_the_vocabulary_is_refused(demo_dir: Path
 
 def test_index_round_trips_its_campaign_columns(demo_dir: Path) -> None:
     bundle = load_index(demo_dir / "index")
-    assert len(bundle.campaigns) == bundle.manifest["campaigns"]
-    assert bundle.index.ntotal == bundle.manifest["vectors"] >= len(bundle.campaigns)
+    assert len(bundle.campaigns) == bundle.manifest.campaigns
+    assert bundle.index.ntotal == bundle.manifest.vectors >= len(bundle.campaigns)
     assert np.all(bundle.campaigns.max_bid >= bundle.campaigns.base_bid)

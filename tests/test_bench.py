@@ -16,18 +16,17 @@ import numpy as np
 import pytest
 
 from benchmarks.check_results import problems
-from personabid.bench import markdown, report
+from personabid.bench import echo_pb2_grpc, markdown, report
+from personabid.bench.echo import SERVICE_NAME as ECHO
 from personabid.bench.echo import typical_response
 from personabid.bench.histogram import merge, new_histogram, summary
 from personabid.bench.load import LoadResult, LoadSpec, run_load
+from personabid.bench.processes import free_port
 from personabid.bench.requests import RequestStream, request_pool
-from personabid.bench.services import Service, echo_command, free_port
+from personabid.bench.services import Service, echo_command
 from personabid.client import sample_request
 from personabid.v1 import bidder_pb2 as pb
-from personabid.v1 import echo_pb2_grpc
 from personabid.world import World
-
-ECHO = "personabid.v1.Echo"
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from personabid.ctr.features import token
 from personabid.index.catalog import read_catalog, write_catalog
 from personabid.index.vocab import Vocabulary
-from personabid.training.features import token
 
 VOCAB = Vocabulary(("age:18-24", "interest:travel", "interest:golf", "intent:auto"))
 

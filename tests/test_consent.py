@@ -7,27 +7,27 @@ import numpy as np
 import pytest
 from iab_tcf import decode
 
-from personabid.decision.consent import refusal
+from personabid.decision.consent import consent_refusal
 from tests.tcf import tc_string
 
 
 def test_consent_to_purposes_3_and_4_allows_personalised_ads() -> None:
-    assert refusal(tc_string({1, 3, 4})) is None
+    assert consent_refusal(tc_string({1, 3, 4})) is None
 
 
 @pytest.mark.parametrize(("purposes", "missing"), [({1, 3}, "[4]"), ({1, 4, 7}, "[3]"), (set(), "[3, 4]")])
 def test_a_string_without_both_purposes_is_refused_naming_the_missing_ones(
     purposes: set[int], missing: str
 ) -> None:
-    assert f"does not consent to TCF purposes {missing}" in (refusal(tc_string(purposes)) or "")
+    assert f"does not consent to TCF purposes {missing}" in (consent_refusal(tc_string(purposes)) or "")
 
 
 def test_segments_after_the_core_one_are_not_read() -> None:
-    assert refusal(tc_string({3, 4}, tail=".YAAAAAAAAAA")) is None
+    assert consent_refusal(tc_string({3, 4}, tail=".YAAAAAAAAAA")) is None
 
 
 def test_a_version_1_string_is_refused_with_its_version() -> None:
-    assert refusal(tc_string({3, 4}, version=1)) == "is a TCF version 1 string; version 2 is required"
+    assert consent_refusal(tc_string({3, 4}, version=1)) == "is a TCF version 1 string; version 2 is required"
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_a_version_1_string_is_refused_with_its_version() -> None:
     [("", "is empty"), ("not a tc string!", "not base64url"), ("CPXxRfAPXxRf", "too short")],
 )
 def test_what_is_not_a_tc_string_is_refused_saying_why(consent: str, why: str) -> None:
-    assert why in (refusal(consent) or "")
+    assert why in (consent_refusal(consent) or "")
 
 
 def test_the_purposes_read_agree_with_the_iab_tcf_decoder() -> None:
@@ -46,4 +46,4 @@ def test_the_purposes_read_agree_with_the_iab_tcf_decoder() -> None:
         consent = tc_string(purposes, vendors=vendors)
         reference = decode(consent)
         assert {p for p, granted in reference.purposes_consent.items() if granted} == purposes
-        assert (refusal(consent) is None) == all(reference.is_purpose_allowed(p) for p in (3, 4))
+        assert (consent_refusal(consent) is None) == all(reference.is_purpose_allowed(p) for p in (3, 4))

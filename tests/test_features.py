@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from personabid.training.features import (
+from personabid.ctr.features import (
     DEFAULT_SPEC,
     NO_TAG,
     FeatureSpec,
@@ -107,7 +107,7 @@ def test_indices_fall_within_the_hash_space() -> None:
 def test_tokens_and_indices_are_the_same_in_another_process() -> None:
     code = (
         "import numpy as np;"
-        "from personabid.training.features import DEFAULT_SPEC, token;"
+        "from personabid.ctr.features import DEFAULT_SPEC, token;"
         "w=len(DEFAULT_SPEC.fields);"
         "t=np.array([[token(f'v{i}-{j}') for j in range(w)] for i in range(5)],dtype=np.uint64);"
         "print(token('interest:travel'), DEFAULT_SPEC.indices(t).tolist())"

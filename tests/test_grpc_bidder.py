@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from personabid.client import sample_request
 from personabid.decision.reasons import NoBid
-from personabid.index.store import load_index
+from personabid.index.bundle import load_index
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World

@@ -18,11 +18,11 @@ import pytest
 
 from personabid.artifact import MANIFEST, resolve, sha256_file
 from personabid.client import sample_request
+from personabid.ctr.model import CtrModel
 from personabid.decision.pipeline import Decider, Decision
 from personabid.decision.request import AuctionRequest
 from personabid.index.store import BuildOptions, write_index
 from personabid.index.vocab import Vocabulary
-from personabid.training.model import CtrModel
 from personabid.v1 import admin_pb2 as admin
 from personabid.v1 import admin_pb2_grpc as admin_grpc
 from personabid.v1 import bidder_pb2 as pb

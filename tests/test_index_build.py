@@ -16,12 +16,12 @@ from personabid.artifact import resolve
 from personabid.index.build import (
     EF_SEARCH_STEPS,
     FLAT_MAX,
-    apply_search_params,
     choose,
     realistic_queries,
 )
+from personabid.index.bundle import apply_search_params, load_index
 from personabid.index.catalog import write_catalog
-from personabid.index.store import BuildOptions, RecallTooLow, load_index, write_index
+from personabid.index.store import BuildOptions, RecallTooLow, write_index
 from personabid.world import World
 from tests.processes import personabid
 
@@ -50,20 +50,18 @@ def hnsw_version(campaigns: tuple[World, list], tmp_path_factory: pytest.TempPat
 
 def test_reported_recall_matches_an_independent_exact_search(hnsw_version: Path) -> None:
     bundle = load_index(hnsw_version)
-    recall = bundle.manifest["recall"]
+    recall = bundle.manifest.recall
     personas = np.stack([bundle.index.reconstruct(i) for i in range(bundle.index.ntotal)])
-    queries = realistic_queries(personas, recall["queries"], seed=recall["query_seed"])
-    _, found = bundle.index.search(queries, recall["k"])
-    assert brute_force_recall(personas, found, queries, recall["k"]) == pytest.approx(
-        recall["value"], abs=1e-9
-    )
+    queries = realistic_queries(personas, recall.queries, seed=recall.query_seed)
+    _, found = bundle.index.search(queries, recall.k)
+    assert brute_force_recall(personas, found, queries, recall.k) == pytest.approx(recall.value, abs=1e-9)
 
 
 def test_tuning_keeps_the_cheapest_ef_search_that_meets_the_target(hnsw_version: Path) -> None:
     bundle = load_index(hnsw_version)
-    chosen = bundle.manifest["index_params"]["efSearch"]
-    assert bundle.manifest["recall"]["value"] >= 0.97
-    cheaper = [ef for ef in EF_SEARCH_STEPS if bundle.manifest["recall"]["k"] <= ef < chosen]
+    chosen = bundle.manifest.index_params["efSearch"]
+    assert bundle.manifest.recall.value >= 0.97
+    cheaper = [ef for ef in EF_SEARCH_STEPS if bundle.manifest.recall.k <= ef < chosen]
     if cheaper:
         personas = np.stack([bundle.index.reconstruct(i) for i in range(bundle.index.ntotal)])
         queries = realistic_queries(personas, 1000, seed=0)
@@ -78,9 +76,9 @@ def test_ivfpq_index_builds_searches_and_meets_its_target(
     world, specs = campaigns
     version = write_index(tmp_path, world.vocab, specs, BuildOptions(index_type="ivfpq", min_recall=0.9))
     bundle = load_index(version)
-    assert bundle.manifest["index_type"] == "ivfpq"
-    assert bundle.manifest["recall"]["value"] >= 0.9
-    assert bundle.manifest["memory_estimate_bytes"] < len(bundle.persona_rows) * world.vocab.dims * 4
+    assert bundle.manifest.index_type == "ivfpq"
+    assert bundle.manifest.recall.value >= 0.9
+    assert bundle.manifest.memory_estimate_bytes < len(bundle.persona_rows) * world.vocab.dims * 4
 
 
 def test_unreachable_recall_target_writes_nothing(campaigns: tuple[World, list], tmp_path: Path) -> None:
@@ -123,8 +121,8 @@ def test_index_build_command_writes_a_current_version(campaigns: tuple[World, li
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     manifest = load_index(tmp_path / "index").manifest
-    assert summary["version"] == manifest["version"] == resolve(tmp_path / "index").name
-    assert manifest["catalog"]["campaigns"] == manifest["campaigns"] == 300
+    assert summary["version"] == manifest.version == resolve(tmp_path / "index").name
+    assert manifest.catalog["campaigns"] == manifest.campaigns == 300
 
 
 def test_catalog_with_errors_builds_nothing(campaigns: tuple[World, list], tmp_path: Path) -> None:
@@ -163,5 +161,5 @@ def test_inspect_checks_every_file(hnsw_version: Path, tmp_path: Path) -> None:
 
 
 def test_recall_target_also_holds_on_held_out_queries(hnsw_version: Path) -> None:
-    recall = load_index(hnsw_version).manifest["recall"]
-    assert recall["held_out"] >= recall["target"] == 0.97
+    recall = load_index(hnsw_version).manifest.recall
+    assert recall.held_out >= recall.target == 0.97

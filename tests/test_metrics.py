@@ -93,6 +93,6 @@ def test_index_and_model_versions_are_exported(server: ThreadedServer) -> None:
     decider = server.server.decider
     assert decider is not None
     text = scrape(server)
-    assert f'version="{decider.snapshot.index.version}"' in text
+    assert f'version="{decider.snapshot.bundle.version}"' in text
     assert f'version="{decider.snapshot.model.version}"' in text
-    assert value(server, "personabid_index_campaigns", {}) == len(decider.snapshot.index.campaigns)
+    assert value(server, "personabid_index_campaigns", {}) == len(decider.snapshot.bundle.campaigns)

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from personabid.ctr.features import FeatureSpec
+from personabid.ctr.model import CtrModel
 from personabid.errors import ArtifactError
-from personabid.training.features import FeatureSpec
-from personabid.training.model import CtrModel, fit_platt
+from personabid.training.calibration import fit_platt
 
 SPEC = FeatureSpec(fields=("campaign", "slot"), crosses=(), bits=8)
 

@@ -111,7 +111,7 @@ def test_win_and_click_reach_the_event_log_without_the_raw_user_id(
 
 
 def test_frequency_cap_stops_bids_to_a_user_over_grpc(served: ThreadedServer, world: World) -> None:
-    table = served.server.decider.snapshot.index.campaigns  # type: ignore[union-attr]
+    table = served.server.decider.snapshot.bundle.campaigns  # type: ignore[union-attr]
     with grpc.insecure_channel(served.addr) as channel:
         stub = pb_grpc.BidderStub(channel)
         shown: dict[str, int] = {}

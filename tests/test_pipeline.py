@@ -32,7 +32,7 @@ def decider(demo_dir: Path) -> Decider:
 
 def persona_request(decider: Decider, row: int, **fields: object) -> AuctionRequest:
     """A request whose user is campaign `row`'s own persona, on a slot and device it accepts."""
-    bundle = decider.snapshot.index
+    bundle = decider.snapshot.bundle
     table = bundle.campaigns
     vector = bundle.index.reconstruct(int(np.flatnonzero(bundle.persona_rows == row)[0]))
     creative = table.creative_offsets[row]
@@ -60,7 +60,7 @@ def test_user_on_a_campaigns_persona_gets_that_campaigns_bid_above_its_floor(dec
     # Among all campaigns, the best price wins, which need not be the persona's own campaign: matching
     # only the nearest persona leaves that campaign alone in the auction, so it must be the one to win.
     nearest = Decider(decider.snapshot, DecisionSettings(top_k=1), clock=lambda: NOW)
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     bids = nearest.decide(persona_request(decider, 5)).bids
     assert [b.campaign_row for b in bids] == [5]
     assert bids[0].match_score >= table.min_match[5]
@@ -87,7 +87,7 @@ def test_winner_clears_the_floor(decider: Decider) -> None:
 
 
 def test_blocked_category_never_wins(decider: Decider) -> None:
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     request = persona_request(decider, 11)
     winner = decider.decide(request).bids[0]
     category = str(table.category[winner.campaign_row])
@@ -117,7 +117,7 @@ def test_winning_creative_fits_the_slot(decider: Decider) -> None:
 
 
 def test_unknown_country_only_reaches_campaigns_that_target_everywhere(decider: Decider) -> None:
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     bids = decider.decide(persona_request(decider, 5, country="ATA")).bids
     assert len(bids) == 1
     assert table.country_bits[bids[0].campaign_row, 0] & np.uint64(1)
@@ -169,7 +169,7 @@ def test_decision_times_every_stage_it_ran(decider: Decider) -> None:
 
 def test_campaigns_without_budget_left_do_not_bid(demo_dir: Path) -> None:
     snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
-    table = snapshot.index.campaigns
+    table = snapshot.bundle.campaigns
     spend = SpendControl(MemoryStore(), clock=lambda: NOW)
     day = utc_day(NOW)
     for row, campaign in enumerate(table.campaign_id):
@@ -183,7 +183,7 @@ def test_campaigns_without_budget_left_do_not_bid(demo_dir: Path) -> None:
 def test_a_floor_that_removes_some_candidates_leaves_the_size_filter_aligned(decider: Decider) -> None:
     # The floor filter narrows the candidates before the size filter runs; a size mask computed on the
     # rows before that narrowing no longer lines up with them (it raised IndexError: INTERNAL).
-    table = decider.snapshot.index.campaigns
+    table = decider.snapshot.bundle.campaigns
     request = persona_request(decider, 5)
     floor = float(table.max_bid[5]) * 0.999  # above many candidates' max bids, within campaign 5's
     request = replace(request, impressions=(replace(request.impressions[0], bidfloor=floor),))

@@ -92,7 +92,7 @@ def with_examples(examples: list[Case]) -> Callable[[Callable[..., None]], Calla
 def snapshot(demo_dir: Path) -> Snapshot:
     loaded = Snapshot.load(demo_dir / "index", demo_dir / "model")
     assert loaded.dims == DIMS, "the cases are drawn for the demo vocabulary"
-    assert loaded.index.campaigns.max_bid.max() * 2 < HIGH_FLOOR, (
+    assert loaded.bundle.campaigns.max_bid.max() * 2 < HIGH_FLOOR, (
         "the floors drawn must reach above every max bid"
     )
     return loaded
@@ -120,7 +120,7 @@ def decide(decider: Decider, case: Case) -> tuple[AuctionRequest, Decision | Non
         check_refusal(str(exc), case.invalid)
         return request, None
     assert not case.invalid, f"decided a request that breaks {sorted(case.invalid)}"
-    check_decision(decider.snapshot.index.campaigns, request, decision)
+    check_decision(decider.snapshot.bundle.campaigns, request, decision)
     return request, decision
 
 
@@ -228,7 +228,7 @@ def test_core_decision_depends_on_the_profiles_direction_not_its_scale(
 def served_table(server: ThreadedServer) -> CampaignTable:
     decider = server.server.decider
     assert decider is not None
-    return decider.snapshot.index.campaigns
+    return decider.snapshot.bundle.campaigns
 
 
 def call(stub: pb_grpc.BidderStub, message: pb.BidRequest) -> tuple[grpc.StatusCode, pb.BidResponse | str]:

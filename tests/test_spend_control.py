@@ -9,6 +9,7 @@ from personabid.index.campaigns import CampaignSpec, CampaignTable, Creative, bu
 from personabid.spend.control import Notification, SpendControl, SpendSettings
 from personabid.spend.pacing import PacingParams, next_rates
 from personabid.spend.store import MemoryStore
+from tests.bid_records import bid_record
 
 MIDNIGHT = 1_800_057_600.0  # a UTC midnight
 
@@ -45,7 +46,7 @@ def test_duplicate_win_is_spent_once() -> None:
     clock = Clock(MIDNIGHT + 3600)
     spend = control(clock)
     t = table()
-    assert spend.reserve(t, 0, 4.0, "a1:1", {})
+    assert spend.reserve(t, 0, 4.0, "a1:1", bid_record("a1:1"))
     assert win(spend, "a1", 4.0) == "applied"
     assert win(spend, "a1", 4.0) == "duplicate"
     spend.refresh(t)
@@ -56,18 +57,19 @@ def test_campaign_stops_bidding_when_its_budget_cannot_cover_the_bid() -> None:
     clock = Clock(MIDNIGHT + 3600)
     spend = control(clock)
     t = table(budget=0.01)  # 10,000 micros: two bids of 4 CPM (4,000 micros each), not three
-    assert spend.reserve(t, 0, 4.0, "a1:1", {}) and spend.reserve(t, 0, 4.0, "a2:1", {})
-    assert not spend.reserve(t, 0, 4.0, "a3:1", {})
+    assert spend.reserve(t, 0, 4.0, "a1:1", bid_record("a1:1"))
+    assert spend.reserve(t, 0, 4.0, "a2:1", bid_record("a2:1"))
+    assert not spend.reserve(t, 0, 4.0, "a3:1", bid_record("a3:1"))
 
 
 def test_spend_in_flight_stops_counting_after_its_timeout() -> None:
     clock = Clock(MIDNIGHT + 3600)
     spend = control(clock, inflight_seconds=30.0)
     t = table(budget=0.01)
-    assert spend.reserve(t, 0, 8.0, "a1:1", {})
-    assert not spend.reserve(t, 0, 8.0, "a2:1", {})
+    assert spend.reserve(t, 0, 8.0, "a1:1", bid_record("a1:1"))
+    assert not spend.reserve(t, 0, 8.0, "a2:1", bid_record("a2:1"))
     clock.now += 31
-    assert spend.reserve(t, 0, 8.0, "a3:1", {})
+    assert spend.reserve(t, 0, 8.0, "a3:1", bid_record("a3:1"))
 
 
 def test_frequency_cap_holds() -> None:
@@ -76,7 +78,7 @@ def test_frequency_cap_holds() -> None:
     t = table(cap=3)
     for i in range(3):
         assert spend.under_cap(t, ROWS, "user-1")[0]
-        spend.reserve(t, 0, 2.0, f"a{i}:1", {"user": "user-1"})
+        spend.reserve(t, 0, 2.0, f"a{i}:1", bid_record(f"a{i}:1", user="user-1"))
         win(spend, f"a{i}", 2.0)
         clock.now += 60
     assert not spend.under_cap(t, ROWS, "user-1")[0]
@@ -87,7 +89,7 @@ def test_frequency_cap_window_slides() -> None:
     clock = Clock(MIDNIGHT + 3600)
     spend = control(clock)
     t = table(cap=1)
-    spend.reserve(t, 0, 2.0, "a0:1", {"user": "user-1"})
+    spend.reserve(t, 0, 2.0, "a0:1", bid_record("a0:1", user="user-1"))
     win(spend, "a0", 2.0)
     assert not spend.under_cap(t, ROWS, "user-1")[0]
     clock.now += 3601
@@ -121,7 +123,7 @@ def simulate_day(paced: bool) -> list[float]:
             if not spend.paced_in(t, ROWS)[0] or spend.budget_left(t, ROWS)[0] < 2_000:
                 continue
             key = f"{minute}-{auction}"
-            if spend.reserve(t, 0, 2.0, f"{key}:1", {}) and rng.random() < 0.3:
+            if spend.reserve(t, 0, 2.0, f"{key}:1", bid_record(f"{key}:1")) and rng.random() < 0.3:
                 win(spend, key, 2.0)
             else:
                 spend.apply(Notification("loss", key, "1", "b", "c1"))
@@ -146,8 +148,8 @@ def test_a_worker_without_shared_state_commits_only_its_share_of_a_budget() -> N
     clock = Clock(MIDNIGHT + 3600)
     spend = SpendControl(MemoryStore(), SpendSettings(budget_share=0.5), clock=clock)
     t = table(budget=0.01)  # 10,000 micros, of which this worker may commit 5,000
-    assert spend.reserve(t, 0, 4.0, "a1:1", {})
-    assert not spend.reserve(t, 0, 4.0, "a2:1", {})
+    assert spend.reserve(t, 0, 4.0, "a1:1", bid_record("a1:1"))
+    assert not spend.reserve(t, 0, 4.0, "a2:1", bid_record("a2:1"))
 
 
 def test_refresh_picks_up_spend_made_by_another_process() -> None:
@@ -157,7 +159,7 @@ def test_refresh_picks_up_spend_made_by_another_process() -> None:
     t = table(budget=0.01)
     mine.refresh(t)
     other.refresh(table(budget=0.01))
-    assert other.reserve(other._view.table, 0, 4.0, "a1:1", {})  # type: ignore[union-attr]
+    assert other.reserve(other._view.table, 0, 4.0, "a1:1", bid_record("a1:1"))  # type: ignore[union-attr]
     clock.now += 1
     mine.refresh(t)
     assert mine.budget_left(t, ROWS)[0] == 10_000 - 4_000

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from personabid.spend.redis_store import RedisStore
-from personabid.spend.store import MemoryStore, SpendStore
+from personabid.spend.store import MemoryStore, Reservation, SpendStore
+from tests.bid_records import bid_record
 from tests.conftest import RedisServer
 
 DAY = "20261123"
@@ -30,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SpendStore
 def reserve(
     store: SpendStore, key: str, amount: int, budget: int = 10_000, expires: float = NOW + 60.0
 ) -> bool:
-    return store.reserve(DAY, "c1", budget, key, amount, expires, {"bid": key}, NOW)
+    return store.reserve(Reservation(DAY, "c1", budget, key, amount, expires, bid_record(key), NOW))
 
 
 def test_reservation_within_budget_is_granted(store: SpendStore) -> None:
@@ -46,13 +47,13 @@ def test_spend_in_flight_counts_until_it_expires(store: SpendStore) -> None:
     assert reserve(store, "a:1", 6_000, expires=NOW + 5)
     assert store.spent(DAY, ["c1"], NOW) == [(0, 6_000)]
     assert store.spent(DAY, ["c1"], NOW + 6) == [(0, 0)]
-    assert store.reserve(DAY, "c1", 10_000, "a:2", 6_000, NOW + 70, {}, NOW + 6)
+    assert store.reserve(Reservation(DAY, "c1", 10_000, "a:2", 6_000, NOW + 70, bid_record("a:2"), NOW + 6))
 
 
 def test_win_moves_its_price_from_flight_to_spend(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
     status, pending = store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
-    assert (status, pending) == ("applied", {"bid": "a:1"})
+    assert (status, pending) == ("applied", bid_record("a:1"))
     assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
 
 
@@ -81,7 +82,7 @@ def test_impression_without_price_bills_the_reserved_amount(store: SpendStore) -
 def test_loss_releases_the_reservation(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
     status, pending = store.apply("release", "loss:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
-    assert (status, pending) == ("applied", {"bid": "a:1"})
+    assert (status, pending) == ("applied", bid_record("a:1"))
     assert store.spent(DAY, ["c1"], NOW) == [(0, 0)]
 
 
@@ -108,7 +109,7 @@ def test_pacing_rates_are_shared(store: SpendStore) -> None:
 
 
 def test_touched_lists_campaigns_that_moved_or_are_in_flight(store: SpendStore) -> None:
-    store.reserve(DAY, "c1", 10_000, "a:1", 1_000, NOW + 60, {}, NOW)
+    store.reserve(Reservation(DAY, "c1", 10_000, "a:1", 1_000, NOW + 60, bid_record("a:1"), NOW))
     store.apply("bill", "win:b:1:b", 3600, DAY, "c2", "b:1", 1_000, NOW)
     assert sorted(store.touched(DAY, NOW - 1)) == ["c1", "c2"]
     assert store.touched(DAY, NOW + 30) == ["c1"], "c1 stays touched while its bid is in flight"

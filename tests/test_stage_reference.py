@@ -24,21 +24,7 @@ from hypothesis import strategies as st
 
 from personabid import wire
 from personabid.client import sample_request
-from personabid.decision.consent import refusal
-from personabid.decision.match import match
-from personabid.decision.pipeline import Decider, Decision, DecisionSettings
-from personabid.decision.reasons import PROGRESS, NoBid
-from personabid.decision.request import AuctionRequest, Impression
-from personabid.decision.score import candidate_features
-from personabid.decision.snapshot import Snapshot
-from personabid.decision.uservec import strongest_tags, user_vector
-from personabid.demo import CATALOG_FILE, DemoSpec, build_demo
-from personabid.index.campaigns import CampaignSpec, build_table
-from personabid.index.catalog import read_catalog
-from personabid.spend.control import SpendControl, SpendSettings
-from personabid.spend.pacing import PacingParams
-from personabid.spend.store import MICROS_PER_CPM, MemoryStore, utc_day
-from personabid.training.features import (
+from personabid.ctr.features import (
     LOGGED_TAGS,
     MULTI_VALUED,
     NO_TAG,
@@ -47,8 +33,23 @@ from personabid.training.features import (
     tag_token,
     time_tokens,
 )
+from personabid.decision.candidates import candidate_features
+from personabid.decision.consent import consent_refusal
+from personabid.decision.match import match
+from personabid.decision.pipeline import Decider, Decision, DecisionSettings
+from personabid.decision.reasons import PROGRESS, NoBid
+from personabid.decision.request import AuctionRequest, Impression
+from personabid.decision.snapshot import Snapshot
+from personabid.decision.uservec import strongest_tags, user_vector
+from personabid.demo import CATALOG_FILE, DemoSpec, build_demo
+from personabid.index.campaigns import CampaignSpec, build_table
+from personabid.index.catalog import read_catalog
+from personabid.spend.control import SpendControl, SpendSettings
+from personabid.spend.pacing import PacingParams
+from personabid.spend.store import MICROS_PER_CPM, MemoryStore, utc_day
 from personabid.world import COUNTRIES, DEVICES, SIZES, World
-from tests.conftest import TEST_WORLD
+from tests.bid_records import bid_record
+from tests.demo_world import TEST_WORLD
 from tests.tcf import tc_string
 
 NOW = 1_800_000_000
@@ -130,12 +131,14 @@ def ref_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     snapshot = Snapshot.load(directory / "index", directory / "model")
     catalog = read_catalog(directory / CATALOG_FILE, world.vocab)
     by_id = {spec.id: spec for spec in catalog.campaigns}
-    specs = [by_id[str(c)] for c in snapshot.index.campaigns.campaign_id]
+    specs = [by_id[str(c)] for c in snapshot.bundle.campaigns.campaign_id]
     if retarget:
         specs = targeted(specs, np.random.default_rng(seed))
         table, _, persona_rows = build_table(specs)
-        assert np.array_equal(persona_rows, snapshot.index.persona_rows), "the rows must stay the index's"
-        snapshot = Snapshot(index=dataclasses.replace(snapshot.index, campaigns=table), model=snapshot.model)
+        assert np.array_equal(persona_rows, snapshot.bundle.persona_rows), "the rows must stay the index's"
+        snapshot = Snapshot(
+            bundle=dataclasses.replace(snapshot.bundle, campaigns=table), model=snapshot.model
+        )
     return RefWorld(seed, world, snapshot, specs)
 
 
@@ -156,7 +159,7 @@ def request_checks(
 ) -> list[tuple[Callable[[], bool], NoBid]]:
     """The request-level filters in the pipeline's order, each with the no-bid it answers when it removes
     the last candidate."""
-    table = ref.snapshot.index.campaigns
+    table = ref.snapshot.bundle.campaigns
     country, region = request.country.upper(), request.region.upper()
     page = set(request.categories) | {parent(c) for c in request.categories}
     rows = np.array([row], dtype=np.int32)
@@ -209,9 +212,9 @@ def reference_decide(
     """Bids, or no bid and its reason, for a valid request without tmax, one campaign at a time."""
     if request.coppa == 1:
         return [], NoBid.COPPA_RESTRICTED
-    if request.gdpr == 1 and refusal(request.consent) is not None:
+    if request.gdpr == 1 and consent_refusal(request.consent) is not None:
         return [], NoBid.NO_CONSENT
-    bundle, model = ref.snapshot.index, ref.snapshot.model
+    bundle, model = ref.snapshot.bundle, ref.snapshot.model
     user = user_vector(request.tag_vector, request.tags, bundle.vocab)
     if user is None:
         return [], NoBid.UNMATCHED_USER
@@ -262,7 +265,7 @@ def reference_impression(
     context: dict[str, Any],
     spend: SpendControl | None,
 ) -> RefBid | NoBid:
-    table, model = ref.snapshot.index.campaigns, ref.snapshot.model
+    table, model = ref.snapshot.bundle.campaigns, ref.snapshot.model
     any_size = imp.w == 0 or imp.h == 0
     # A campaign can bid when its max bid reaches the floor and it has a creative of the slot's size;
     # the floor is judged first, so an impression whose floor no candidate reaches is below floor.
@@ -308,7 +311,8 @@ def reference_impression(
         if best < 0:
             return NoBid.BUDGET_EXHAUSTED if refused or short_of_budget else NoBid.BELOW_FLOOR
         bid, pctr, row = offers[best]
-        if spend is None or spend.reserve(table, row, bid, f"{request.id}:{imp.id}", {}):
+        key = f"{request.id}:{imp.id}"
+        if spend is None or spend.reserve(table, row, bid, key, bid_record(key)):
             break
         offers[best], refused = (0.0, pctr, row), True
 
@@ -324,7 +328,7 @@ def reference_impression(
 def auctions(draw: st.DrawFn, ref: RefWorld) -> AuctionRequest:
     """A valid request without tmax: a user of the world (or a campaign's own persona, which matches it
     closely), in a random context, on one to four slots whose floors range from 0 to above every max bid."""
-    table = ref.snapshot.index.campaigns
+    table = ref.snapshot.bundle.campaigns
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     users = ref.world.users(1, rng)
@@ -390,7 +394,7 @@ class SpendState:
     initial_rate: float
 
     def control(self, ref: RefWorld) -> SpendControl:
-        table = ref.snapshot.index.campaigns
+        table = ref.snapshot.bundle.campaigns
         rng = np.random.default_rng(self.seed)
         spend = SpendControl(
             MemoryStore(),
@@ -467,7 +471,7 @@ def test_pipeline_bids_as_the_reference_loop_with_spend_control(
 
 def test_no_bid_for_want_of_budget_is_budget_exhausted(demo_dir: Path) -> None:
     snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
-    table = snapshot.index.campaigns
+    table = snapshot.bundle.campaigns
     # No pacing step (it would throttle campaigns ahead of plan): budget is the only thing in the way.
     spend = SpendControl(
         MemoryStore(),

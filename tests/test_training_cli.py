@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from personabid.artifact import resolve
+from personabid.bidrecord import BidRecord
 from personabid.cli import main
+from personabid.ctr.model import CtrModel
 from personabid.errors import ArtifactError
 from personabid.privacy import Pseudonymizer
-from personabid.training.events import EventWriter, ImpressionEvent
-from personabid.training.model import CtrModel
+from personabid.training.events import EventWriter
 from tests.processes import personabid
 
 METRICS = {
@@ -38,9 +39,9 @@ def event_log(path: Path, rows: int, seed: int) -> Path:
         campaign, match = int(rng.integers(0, 30)), float(np.float32(rng.uniform(0.3, 0.95)))
         p = 0.01 + 0.08 * (match > 0.7) + 0.04 * (campaign < 10)
         impressions.append(
-            ImpressionEvent(
+            BidRecord(
                 ts=1_763_856_000 + i * 10.0,
-                user_id=f"user-{rng.integers(1000)}",
+                user=f"user-{rng.integers(1000)}",
                 campaign=f"cmp-{campaign:06d}",
                 advertiser=f"advertiser-{campaign // 3:05d}",
                 category=f"IAB{campaign % 5 + 1}",
@@ -157,8 +158,8 @@ def evening_log(path: Path, rows: int, seed: int) -> Path:
         hour = int(ts // 3600 % 24)
         evening = 18 <= hour < 22 if country == "USA" else 8 <= hour < 12
         impressions.append(
-            ImpressionEvent(
-                ts=ts, user_id="", campaign="cmp-000001", advertiser="advertiser-00001", category="IAB1",
+            BidRecord(
+                ts=ts, user="", campaign="cmp-000001", advertiser="advertiser-00001", category="IAB1",
                 devicetype=4, os="ios", country=country, w=320, h=50, match=0.8,
                 click=int(rng.random() < (0.12 if evening else 0.02)),
             )
@@ -214,8 +215,8 @@ def affinity_log(path: Path, rows: int, seed: int) -> Path:
         campaign = int(rng.integers(10))
         tags = tuple(f"interest:{t}" for t in rng.choice(10, size=3, replace=False).tolist())
         impressions.append(
-            ImpressionEvent(
-                ts=1_763_856_000 + i * 5.0, user_id="", campaign=f"cmp-{campaign}", advertiser="advertiser-1",
+            BidRecord(
+                ts=1_763_856_000 + i * 5.0, user="", campaign=f"cmp-{campaign}", advertiser="advertiser-1",
                 category="IAB1", devicetype=4, os="ios", country="USA", w=320, h=50, match=0.8, tags=tags,
                 click=int(rng.random() < (0.15 if f"interest:{campaign}" in tags else 0.02)),
             )

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from personabid.artifact import resolve
+from personabid.ctr.features import DEFAULT_SPEC
 from personabid.demo import SimulatedLog, simulate_log, train_demo_model
-from personabid.index.store import load_index
-from personabid.training.features import DEFAULT_SPEC
+from personabid.index.bundle import load_index
 from personabid.world import World
 
 # About 15,000 clicks: enough for the category, device and slot effects to be learned.

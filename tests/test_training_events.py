@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from personabid.privacy import Pseudonymizer
-from personabid.training.events import EventWriter, ImpressionEvent, read_events
-from personabid.training.features import (
+from personabid.bidrecord import BidRecord
+from personabid.ctr.features import (
     LOGGED_TAGS,
     NO_TAG,
     match_tokens,
@@ -20,15 +19,17 @@ from personabid.training.features import (
     time_tokens,
     token,
 )
+from personabid.privacy import Pseudonymizer
+from personabid.training.events import EventWriter, read_events
 from personabid.training.logs import BadRows
 
 PSEUDONYMIZE = Pseudonymizer(b"k" * 32)
 
 
-def impression(**changes: object) -> ImpressionEvent:
+def impression(**changes: object) -> BidRecord:
     fields: dict[str, object] = {
         "ts": 1_763_900_000.25,
-        "user_id": "user-42@example.com",
+        "user": "user-42@example.com",
         "campaign": "cmp-000017",
         "advertiser": "advertiser-00003",
         "category": "IAB3-1",
@@ -40,10 +41,10 @@ def impression(**changes: object) -> ImpressionEvent:
         "match": float(np.float32(0.8123)),
         "click": 1,
     }
-    return ImpressionEvent(**{**fields, **changes})  # type: ignore[arg-type]
+    return BidRecord(**{**fields, **changes})  # type: ignore[arg-type]
 
 
-def write(path: Path, *impressions: ImpressionEvent) -> None:
+def write(path: Path, *impressions: BidRecord) -> None:
     with EventWriter(path, PSEUDONYMIZE) as writer:
         writer.write(impressions)
 

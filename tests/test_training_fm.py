@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from personabid.training.features import FeatureSpec
+from personabid.ctr.features import FeatureSpec
+from personabid.ctr.model import CtrModel
 from personabid.training.fm import FmParams, FmTrainer
-from personabid.training.model import CtrModel
 
 SPEC = FeatureSpec(fields=("campaign", "slot", "os"), crosses=(), bits=8)
 

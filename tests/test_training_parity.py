@@ -9,14 +9,14 @@ import grpc
 import numpy as np
 
 from personabid.client import sample_request
+from personabid.ctr.features import DEFAULT_SPEC, NO_TAG, FeatureSpec
+from personabid.ctr.model import CtrModel
 from personabid.decision.snapshot import Snapshot
 from personabid.demo import simulate_log
-from personabid.index.store import load_index
+from personabid.index.bundle import load_index
 from personabid.privacy import Pseudonymizer
 from personabid.training.events import EventWriter
-from personabid.training.features import DEFAULT_SPEC, NO_TAG, FeatureSpec
 from personabid.training.logs import BadRows, Chunk, featurize
-from personabid.training.model import CtrModel
 from personabid.training.source import LogFile
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from personabid.training.features import default_spec
+from personabid.ctr.features import default_spec
 from personabid.training.fm import FmParams
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import BadRows, LogError, featurize
@@ -97,7 +97,7 @@ def test_reader_features_are_the_same_in_another_process(tmp_path: Path) -> None
     spec = default_spec("criteo")
     code = (
         "import sys; from pathlib import Path;"
-        "from personabid.training.features import default_spec;"
+        "from personabid.ctr.features import default_spec;"
         "from personabid.training.logs import BadRows, featurize;"
         "from personabid.training.source import LogFile;"
         "s = default_spec('criteo');"

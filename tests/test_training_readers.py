@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from personabid.ctr.features import SCHEMAS, token
 from personabid.training.avazu import read_avazu
 from personabid.training.criteo import count_bucket, read_criteo
-from personabid.training.features import SCHEMAS, token
 from personabid.training.ipinyou import FeatIndex, read_ipinyou
 from personabid.training.logs import BadRows, Chunk, LogError
 from personabid.training.source import LogFile

@@ -14,12 +14,12 @@ import grpc
 import numpy as np
 import pytest
 
+from personabid.bench.processes import free_port
 from personabid.client import sample_request
 from personabid.config import Settings
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.workers import worker_settings
 from personabid.world import World
-from tests.conftest import free_port
 from tests.processes import ServerProcess, personabid
 
 WORKER_PID = re.compile(r"started 2 workers: pids (\d+) (\d+)")

@@ -1,1 +1,1 @@
-"""Offline CTR training and the model artifact the server scores with."""
+"""Offline CTR training: reads logs and writes the model artifact that personabid.ctr reads."""

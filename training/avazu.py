@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from personabid.ctr.features import SCHEMAS
 from personabid.training.delimited import Layout, header_positions, table_chunk
-from personabid.training.features import SCHEMAS
 from personabid.training.logs import (
     DEFAULT_CHUNK_ROWS,
     BadRows,

@@ -10,11 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from personabid.training.features import FeatureSpec, default_spec
+from personabid.ctr.features import FeatureSpec, default_spec
+from personabid.ctr.model import CtrModel
 from personabid.training.fm import FmParams
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_BAD_FRACTION, LogError
-from personabid.training.model import CtrModel
 from personabid.training.report import RELIABILITY, REPORT, reliability_png, write_json
 from personabid.training.source import FORMATS, LogFile
 from personabid.training.train import Split, TrainOptions, train

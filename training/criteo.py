@@ -17,8 +17,8 @@ import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from personabid.ctr.features import SCHEMAS
 from personabid.training.delimited import Layout, header_positions, table_chunk
-from personabid.training.features import SCHEMAS
 from personabid.training.logs import (
     DEFAULT_CHUNK_ROWS,
     BadRows,

@@ -1,6 +1,10 @@
-"""The service's own impression log: its schema, the writer the server calls, and the reader training uses.
+"""The service's own impression log: its format, the reader training uses, and a writer for logs made
+outside the server (the demo, tests).
 
-JSON Lines, UTF-8, appended in time order. An impression record, one per shown impression:
+Every impression record is a `personabid.bidrecord.BidRecord`, the one definition of the format: the
+server writes those its decision path made (personabid.eventlog), EventWriter here those it is given, both
+through `BidRecord.log_line`. JSON Lines, UTF-8, appended in time order. An impression record, one per
+shown impression:
 
     {"v": 1, "ts": 1763913600.25, "request_id": "08259a83", "imp_id": "1",
      "user": "3f1c0e...", "campaign": "cmp-003717", "advertiser": "advertiser-00858",
@@ -8,11 +12,12 @@ JSON Lines, UTF-8, appended in time order. An impression record, one per shown i
      "match": 0.9012, "tags": ["interest:travel", "age:25-34"], "pctr": 0.031, "price": 3.41,
      "model": "20261123T160622Z-1a2b3c", "click": 0}
 
-    v            int    schema version, 1
+    v            int    schema version, 1 (personabid.bidrecord.VERSION)
     ts           number unix seconds (UTC) of the impression; orders the log for the held-out split
     request_id   str    the auction's id; imp_id: the impression's id within it
     user         str    pseudonym of the user id (HMAC-SHA256, privacy.Pseudonymizer); "" without one.
-                        The raw id is never written: the writer pseudonymises it.
+                        The raw id is never written: the server pseudonymises it as a request
+                        arrives, EventWriter as it writes.
     campaign, advertiser, category
                  str    the campaign that was shown, as the index's campaign table names them
     devicetype   int    OpenRTB device type, 0..8;  os: str;  country: str, ISO-3166 alpha-3 or ""
@@ -25,7 +30,8 @@ JSON Lines, UTF-8, appended in time order. An impression record, one per shown i
     click        int    1 if the impression was clicked (when known as it is written), else 0
 
 A click that comes after its impression was written is a record of its own, joined onto the impression
-by (request_id, imp_id, campaign); conversions are recorded the same way and not read here:
+by (request_id, imp_id, campaign); conversions are recorded the same way and not read here
+(`personabid.bidrecord.event_line` writes both):
 
     {"v": 1, "event": "click", "ts": 1763913641.0, "request_id": "08259a83", "imp_id": "1",
      "campaign": "cmp-003717"}
@@ -34,7 +40,7 @@ An impression is clicked if its own `click` is 1 or a click record names it; a c
 not in the log is ignored. Click records are few, so the reader collects them in a quick first look at
 the file (lines naming an "event") and needs no impression to stay in memory.
 
-The features are exactly those the decision path computes (`personabid.decision.score`): the same
+The features are exactly those the decision path computes (`personabid.decision.candidates`): the same
 tokens of the same raw values, through the model's own feature specification. The hour and weekday
 features come from `ts`, which the server sets to the moment it decided the bid; the multi-valued
 `tags` field from `tags`.
@@ -45,14 +51,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import numpy as np
 
-from personabid.privacy import Pseudonymizer
-from personabid.training.features import (
+from personabid.bidrecord import VERSION, BidRecord
+from personabid.ctr.features import (
     LOGGED_TAGS,
     request_tokens,
     slot_token,
@@ -60,39 +66,17 @@ from personabid.training.features import (
     time_token_arrays,
     token,
 )
+from personabid.privacy import Pseudonymizer
 from personabid.training.logs import DEFAULT_CHUNK_ROWS, BadRows, Chunk, line_batches, open_text
 
-VERSION = 1
 TEXT_FIELDS = ("campaign", "advertiser", "category", "os", "country")
 EVENTS = ("click", "conversion")  # records that follow an impression
 
 
-@dataclass(frozen=True)
-class ImpressionEvent:
-    """One shown impression, as the server knows it; `user_id` is raw and never leaves unhashed."""
-
-    ts: float
-    user_id: str
-    campaign: str
-    advertiser: str
-    category: str
-    devicetype: int
-    os: str
-    country: str
-    w: int
-    h: int
-    match: float
-    click: int = 0
-    tags: tuple[str, ...] = ()  # the user's strongest tags, strongest first (at most LOGGED_TAGS kept)
-    request_id: str = ""
-    imp_id: str = ""
-    pctr: float | None = None
-    price: float | None = None
-    model: str = ""
-
-
 class EventWriter:
-    """Appends impressions to a JSON Lines event log. Use one writer per file."""
+    """Appends impressions to a JSON Lines event log. Use one writer per file.
+
+    The `user` of the records it is given is a raw id: the writer writes its pseudonym instead."""
 
     def __init__(self, path: Path, pseudonymize: Pseudonymizer) -> None:
         self.path = path
@@ -100,42 +84,21 @@ class EventWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = path.open("a", encoding="utf-8")
 
-    def write(self, impressions: Iterable[ImpressionEvent]) -> int:
+    def write(self, impressions: Iterable[BidRecord]) -> int:
         """Append `impressions` (flushed before returning); returns how many were written."""
-        lines = [json.dumps(self.record(i), separators=(",", ":")) for i in impressions]
+        lines = [self.line(i) for i in impressions]
         if lines:
             self._handle.write("\n".join(lines) + "\n")
             self._handle.flush()
         return len(lines)
 
-    def record(self, impression: ImpressionEvent) -> dict[str, Any]:
-        """The JSON object of one impression, with the user id replaced by its pseudonym."""
-        record: dict[str, Any] = {
-            "v": VERSION,
-            "ts": impression.ts,
-            "request_id": impression.request_id,
-            "imp_id": impression.imp_id,
-            "user": self._pseudonymize(impression.user_id),
-            "campaign": impression.campaign,
-            "advertiser": impression.advertiser,
-            "category": impression.category,
-            "devicetype": int(impression.devicetype),
-            "os": impression.os,
-            "country": impression.country,
-            "w": int(impression.w),
-            "h": int(impression.h),
-            # float32 similarities survive the round trip through float64 text exactly.
-            "match": float(impression.match),
-            "tags": list(impression.tags[:LOGGED_TAGS]),
-        }
-        if impression.pctr is not None:
-            record["pctr"] = float(impression.pctr)
-        if impression.price is not None:
-            record["price"] = float(impression.price)
-        if impression.model:
-            record["model"] = impression.model
-        record["click"] = int(impression.click)
-        return record
+    def line(self, impression: BidRecord) -> str:
+        """The log line of one impression, with the user id replaced by its pseudonym and at most
+        LOGGED_TAGS tags."""
+        logged = replace(
+            impression, user=self._pseudonymize(impression.user), tags=impression.tags[:LOGGED_TAGS]
+        )
+        return logged.log_line()
 
     def close(self) -> None:
         self._handle.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from personabid.training.logistic import sigmoid
+from personabid.ctr.logistic import sigmoid
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import cast
 
 import numpy as np
 
-from personabid.training.features import SCHEMAS, token
+from personabid.ctr.features import SCHEMAS, token
 from personabid.training.logs import (
     CACHE_LIMIT,
     DEFAULT_CHUNK_ROWS,

@@ -19,8 +19,8 @@ from typing import IO
 
 import numpy as np
 
+from personabid.ctr.features import FeatureSpec, match_tokens, token
 from personabid.errors import PersonabidError
-from personabid.training.features import FeatureSpec, match_tokens, token
 
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_MAX_BAD_FRACTION = 0.01

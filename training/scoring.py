@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from personabid.ctr.model import CtrModel
 from personabid.progress import progress
 from personabid.training.evaluate import report
 from personabid.training.logs import DEFAULT_MAX_BAD_FRACTION, BadRows, LogError, featurize
-from personabid.training.model import CtrModel
 from personabid.training.source import RowSource
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from personabid.ctr.features import SERVING
 from personabid.training.avazu import read_avazu
 from personabid.training.criteo import read_criteo
 from personabid.training.events import read_events
-from personabid.training.features import SERVING
 from personabid.training.ipinyou import FeatIndex, find_featindex, read_ipinyou
 from personabid.training.logs import DEFAULT_CHUNK_ROWS, BadRows, Chunk, LogError
 

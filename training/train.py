@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from personabid.ctr.features import FeatureSpec
+from personabid.ctr.logistic import sigmoid_array
+from personabid.ctr.model import CtrModel
 from personabid.progress import progress
+from personabid.training.calibration import fit_platt
 from personabid.training.evaluate import report
-from personabid.training.features import FeatureSpec
 from personabid.training.fm import FmParams, FmTrainer
 from personabid.training.ftrl import FtrlParams, FtrlTrainer
-from personabid.training.logistic import sigmoid_array
 from personabid.training.logs import DEFAULT_MAX_BAD_FRACTION, BadRows, LogError, featurize
-from personabid.training.model import CtrModel, fit_platt
 from personabid.training.source import RowSource
 
 log = logging.getLogger(__name__)

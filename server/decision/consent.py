@@ -28,7 +28,7 @@ BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @functools.lru_cache(maxsize=1024)  # a CMP's few strings recur across a user's requests
-def refusal(consent: str) -> str | None:
+def consent_refusal(consent: str) -> str | None:
     """None when the TC string `consent` grants personalised advertising, else why not (for nbr_detail)."""
     if not consent:
         return "is empty: no consent string"

@@ -13,18 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from personabid.decision import filters
-from personabid.decision.consent import refusal as consent_refusal
-from personabid.decision.match import match
-from personabid.decision.pricing import best, price
-from personabid.decision.reasons import PROGRESS, NoBid
-from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression, validate
-from personabid.decision.score import candidate_features
-from personabid.decision.snapshot import Snapshot
-from personabid.decision.uservec import strongest_tags, user_vector
-from personabid.spend.control import SpendControl
-from personabid.spend.store import MICROS_PER_CPM, StateUnavailable, StoreFull
-from personabid.training.features import (
+from personabid.bidrecord import BidRecord
+from personabid.ctr.features import (
     LOGGED_TAGS,
     MULTI_VALUED,
     NO_TAG,
@@ -34,6 +24,17 @@ from personabid.training.features import (
     tag_token,
     time_tokens,
 )
+from personabid.decision import filters
+from personabid.decision.candidates import candidate_features
+from personabid.decision.consent import consent_refusal
+from personabid.decision.match import match
+from personabid.decision.pricing import best, price
+from personabid.decision.reasons import PROGRESS, NoBid
+from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression, validate
+from personabid.decision.snapshot import Snapshot
+from personabid.decision.uservec import strongest_tags, user_vector
+from personabid.spend.control import SpendControl
+from personabid.spend.store import MICROS_PER_CPM, StateUnavailable, StoreFull
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
 REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "site_category", "device")
@@ -45,7 +46,6 @@ class DecisionSettings:
     top_k: int = 100
     min_tmax_ms: int = 5  # below this no decision can be made and delivered in time
     currencies: frozenset[str] = frozenset({DEFAULT_CURRENCY})
-    seat: str = "personabid"
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,10 @@ class Decider:
         self.clock = clock
         # Without spend control (tests of matching and pricing alone), budgets and caps are not enforced.
         self.spend = spend
-        self._table = snapshot.index.campaigns
+        self._table = snapshot.bundle.campaigns
         self._spec = snapshot.model.spec
         # Tokens of the vocabulary's tags, NO_TAG last so that position -1 (no tag) finds it.
-        vocab = snapshot.index.vocab.tags
+        vocab = snapshot.bundle.vocab.tags
         self._tag_tokens = np.array([*(tag_token(t) for t in vocab), NO_TAG], dtype=np.uint64)
         self._scores_tags = MULTI_VALUED in self._spec.fields
 
@@ -117,12 +117,12 @@ class Decider:
         if request.gdpr == 1 and (why := consent_refusal(request.consent)) is not None:
             return _no_bid(decision, NoBid.NO_CONSENT, f"regs.gdpr=1 and user.consent {why}")
 
-        user = user_vector(request.tag_vector, request.tags, self.snapshot.index.vocab)
+        user = user_vector(request.tag_vector, request.tags, self.snapshot.bundle.vocab)
         lap("user_vector")
         if user is None:
             return _no_bid(decision, NoBid.UNMATCHED_USER, "the user has no weight on any known tag")
 
-        bundle = self.snapshot.index
+        bundle = self.snapshot.bundle
         rows, scores = match(bundle.index, bundle.persona_rows, user, self.settings.top_k)
         decision.candidates = len(rows)
         lap("match")
@@ -262,7 +262,7 @@ class Decider:
         winner = best(prices, pctr)
         while winner >= 0 and self.spend is not None:
             row = int(rows[winner])
-            pending = self._pending(
+            record = self._record(
                 request,
                 imp,
                 row,
@@ -271,7 +271,7 @@ class Decider:
                 float(scores[winner]),
                 *user_context,
             )
-            if self.spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", pending):
+            if self.spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", record):
                 break
             prices[winner] = 0.0  # out of budget after all: the next best bid may still fit
             winner = best(prices, pctr)
@@ -296,7 +296,7 @@ class Decider:
             match_score=float(scores[winner]),
         )
 
-    def _pending(
+    def _record(
         self,
         request: AuctionRequest,
         imp: Impression,
@@ -306,28 +306,28 @@ class Decider:
         match_score: float,
         now: float,
         user_tags: Callable[[], np.ndarray],
-    ) -> dict[str, object]:
-        """What the event log needs of this bid when its win arrives (see training/events.py)."""
+    ) -> BidRecord:
+        """What the event log needs of this bid when its win arrives."""
         table = self._table
-        return {
-            "ts": now,
-            "request_id": request.id,
-            "imp_id": imp.id,
-            "user": request.user_id,
-            "campaign": str(table.campaign_id[row]),
-            "advertiser": str(table.advertiser[row]),
-            "category": str(table.category[row]),
-            "devicetype": request.devicetype,
-            "os": request.os,
-            "country": request.country,
-            "w": imp.w,
-            "h": imp.h,
-            "match": match_score,  # a float32's value, which JSON carries exactly: training buckets it alike
-            "tags": [self.snapshot.index.vocab.tags[p] for p in user_tags().tolist() if p >= 0],
-            "pctr": pctr,
-            "price": bid,
-            "model": self.snapshot.model.version,
-        }
+        return BidRecord(
+            ts=now,
+            request_id=request.id,
+            imp_id=imp.id,
+            user=request.user_id,
+            campaign=str(table.campaign_id[row]),
+            advertiser=str(table.advertiser[row]),
+            category=str(table.category[row]),
+            devicetype=request.devicetype,
+            os=request.os,
+            country=request.country,
+            w=imp.w,
+            h=imp.h,
+            match=match_score,
+            tags=tuple(self.snapshot.bundle.vocab.tags[p] for p in user_tags().tolist() if p >= 0),
+            pctr=pctr,
+            price=bid,
+            model=self.snapshot.model.version,
+        )
 
 
 def _narrow(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from personabid.arrays import require
+
 
 @nb.njit(cache=True)
 def _price(
@@ -26,6 +28,9 @@ def price(
     `base_bid` and `max_bid` are float64 (m,), `pctr` float32 (m,); `avg_ctr` is the model's mean CTR, at
     which a campaign bids its base bid.
     """
+    m = len(require("base_bid", base_bid, np.float64, 1))
+    require("max_bid", max_bid, np.float64, 1, length=m)
+    require("pctr", pctr, np.float32, 1, length=m)
     return _price(base_bid, max_bid, pctr, float(avg_ctr), float(floor))
 
 

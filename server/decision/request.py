@@ -7,7 +7,7 @@ rule of the API and raises InvalidRequest naming the field and the value.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,11 +57,6 @@ class AuctionRequest:
     coppa: int = 0
     gdpr: int = 0
     consent: str = ""  # the TCF v2 consent string, read when gdpr = 1
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def has_profile(self) -> bool:
-        return (self.tag_vector is not None and len(self.tag_vector) > 0) or len(self.tags) > 0
 
 
 def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> None:

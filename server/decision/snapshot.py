@@ -9,19 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from personabid.index.store import IndexBundle, load_index
-from personabid.training.model import CtrModel
+from personabid.ctr.model import CtrModel
+from personabid.index.bundle import IndexBundle, load_index
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    index: IndexBundle
+    bundle: IndexBundle
     model: CtrModel
 
     @classmethod
     def load(cls, index_path: Path, model_path: Path) -> Snapshot:
-        return cls(index=load_index(index_path), model=CtrModel.load(model_path))
+        return cls(bundle=load_index(index_path), model=CtrModel.load(model_path))
 
     @property
     def dims(self) -> int:
-        return self.index.vocab.dims
+        return self.bundle.vocab.dims

@@ -13,17 +13,20 @@ rather than bid on budgets it cannot check.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from personabid.bidrecord import BidRecord
+from personabid.errors import InvalidRequest
 from personabid.index.campaigns import CampaignTable
 from personabid.spend.pacing import PacingParams, next_rates, planned_fraction
-from personabid.spend.store import SpendStore, StateUnavailable, cost_micros, utc_day
+from personabid.spend.store import Reservation, SpendStore, StateUnavailable, cost_micros, utc_day
 
 log = logging.getLogger(__name__)
 MICROS = 1_000_000
@@ -44,6 +47,8 @@ class SpendSettings:
 
 @dataclass(frozen=True)
 class Notification:
+    """A notice of what became of a bid, as it arrived: validate_notification judges it."""
+
     type: str  # win, loss, impression, click, conversion
     auction_id: str
     imp_id: str
@@ -51,7 +56,15 @@ class Notification:
     campaign_id: str
     price: float = 0.0  # CPM; 0 on an impression means "as bid"
     loss_reason: int = 0
-    ts: float = 0.0
+    cur: str = ""  # the price's currency; "": USD
+    timestamp_ms: int = 0  # unix milliseconds of the event, as the exchange stamped it; 0: not stamped
+    arrived: float = 0.0  # unix seconds it reached the server, which stand in for a missing stamp
+
+    @property
+    def ts(self) -> float:
+        """Unix seconds of the event; 0.0 when neither stamped nor arrived (spend control then uses its
+        own clock)."""
+        return self.timestamp_ms / 1000.0 if self.timestamp_ms else self.arrived
 
     @property
     def identity(self) -> str:
@@ -60,6 +73,26 @@ class Notification:
     @property
     def bid_key(self) -> str:
         return f"{self.auction_id}:{self.imp_id}"
+
+
+def validate_notification(note: Notification, where: str = "event") -> None:
+    """Raise InvalidRequest, naming the field (under `where`) and the value, for a notice that cannot be
+    applied."""
+    if note.type not in MODES:
+        # A type the wire has no name for arrives as its number, and is shown as one.
+        shown: object = int(note.type) if note.type.lstrip("-").isdecimal() else note.type
+        raise InvalidRequest(f"{where}.type", shown, "must be WIN, LOSS, IMPRESSION, CLICK or CONVERSION")
+    for name in ("auction_id", "imp_id", "campaign_id"):
+        if not getattr(note, name):
+            raise InvalidRequest(f"{where}.{name}", "", "must not be empty")
+    if not math.isfinite(note.price) or note.price < 0:
+        raise InvalidRequest(f"{where}.price", note.price, "must be a finite, non-negative CPM")
+    if note.type == "win" and note.price == 0:
+        raise InvalidRequest(f"{where}.price", note.price, "a win carries its clearing price")
+    if note.cur not in ("", "USD"):
+        raise InvalidRequest(f"{where}.cur", note.cur, "unsupported currency; supported: ['USD']")
+    if note.timestamp_ms < 0:
+        raise InvalidRequest(f"{where}.timestamp_ms", note.timestamp_ms, "must not be negative")
 
 
 @dataclass
@@ -232,31 +265,26 @@ class SpendControl:
         keep[capped] = np.array(seen) < table.freq_cap[capped_rows]
         return keep
 
-    def reserve(
-        self, table: CampaignTable, row: int, price: float, key: str, pending: dict[str, Any]
-    ) -> bool:
-        """Reserve the cost of a bid at `price` CPM for `key` ("auction:imp"); False if over budget."""
+    def reserve(self, table: CampaignTable, row: int, price: float, key: str, record: BidRecord) -> bool:
+        """Reserve the cost of a bid at `price` CPM for `key` ("auction:imp"), keeping its `record` until
+        its win; False if over budget."""
         now = self.clock()
         amount = cost_micros(price)
         view = self._view_of(table)
-        campaign = str(table.campaign_id[row])
-        pending = {
-            **pending,
-            "freq_window": float(table.freq_window[row]),
-            "freq_cap": int(table.freq_cap[row]),
-        }
-        ok = self._use(
-            lambda: self.store.reserve(
-                utc_day(now),
-                campaign,
-                int(view.budgets[row]),
-                key,
-                amount,
-                now + self.settings.inflight_seconds,
-                pending,
-                now,
-            )
+        reservation = Reservation(
+            day=utc_day(now),
+            campaign=str(table.campaign_id[row]),
+            budget=int(view.budgets[row]),
+            key=key,
+            amount=amount,
+            expires=now + self.settings.inflight_seconds,
+            # The win counts a view against the cap in force when the bid was made.
+            record=replace(
+                record, freq_cap=int(table.freq_cap[row]), freq_window=float(table.freq_window[row])
+            ),
+            now=now,
         )
+        ok = self._use(lambda: self.store.reserve(reservation))
         if ok:
             view.committed[row] += amount
         elif view.budgets[row] > 0:
@@ -266,12 +294,12 @@ class SpendControl:
 
     # -- notifications -------------------------------------------------------------------------------
 
-    def apply(self, note: Notification) -> tuple[str, dict[str, Any] | None]:
-        """Apply a notification; returns (status, the bid's pending record when the bid was known)."""
+    def apply(self, note: Notification) -> tuple[str, BidRecord | None]:
+        """Apply a notification; returns (status, the bid's record when the bid was known)."""
         now = self.clock()
         ts = note.ts or now
         price = cost_micros(note.price) if note.price > 0 else None
-        status, pending = self._use(
+        status, record = self._use(
             lambda: self.store.apply(
                 MODES[note.type],
                 note.identity,
@@ -284,10 +312,10 @@ class SpendControl:
             )
         )
         billed = status == "applied" and note.type in ("win", "impression")
-        if billed and pending and pending.get("user") and pending.get("freq_cap", 0) > 0:
-            user, window = pending["user"], float(pending["freq_window"])
+        if billed and record is not None and record.user and record.freq_cap > 0:
+            user, window = record.user, record.freq_window
             self._use(lambda: self.store.add_view(user, note.campaign_id, ts, window))
-        return status, pending
+        return status, record
 
     def summary(self) -> dict[str, float]:
         """Aggregates for metrics: remaining budget (currency units), campaigns out of budget, mean rate."""

@@ -3,18 +3,18 @@ so that it is atomic: two workers racing for a campaign's last dollars cannot bo
 
 Keys (prefix `pb:`): spend:{day}:{campaign} (micros, expires after two days), inflight:{campaign} (sorted
 set of bid keys by expiry) with inflight_amount:{campaign} (hash of their amounts), pending:{bid key}
-(the bid's record, JSON), event:{identity} (dedupe, with a TTL), views:{user}:{campaign} (sorted set of
-view times), pacing (hash of rates), lead:{term}.
+(the bid's record, BidRecord.to_json), event:{identity} (dedupe, with a TTL), views:{user}:{campaign}
+(sorted set of view times), pacing (hash of rates), lead:{term}.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis
 
-from personabid.spend.store import StateUnavailable
+from personabid.bidrecord import BidRecord
+from personabid.spend.store import Reservation, StateUnavailable
 
 DAY_TTL = 2 * 86_400
 Argv = list[str | int | float]  # a Lua script's ARGV, each sent as a string
@@ -28,7 +28,7 @@ for _, amount in ipairs(redis.call('HVALS', KEYS[3])) do inflight = inflight + t
 """
 
 # KEYS: spend, inflight, inflight_amount, pending, touched.
-# ARGV: now, budget, key, amount, expires, pending, ttl, campaign
+# ARGV: now, budget, key, amount, expires, record, ttl, campaign
 RESERVE = (
     _SWEEP
     + """
@@ -92,26 +92,17 @@ class RedisStore:
         except redis.RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
 
-    def reserve(
-        self,
-        day: str,
-        campaign: str,
-        budget: int,
-        key: str,
-        amount: int,
-        expires: float,
-        pending: dict[str, Any],
-        now: float,
-    ) -> bool:
+    def reserve(self, reservation: Reservation) -> bool:
+        r = reservation
         keys = [
-            f"pb:spend:{day}:{campaign}",
-            f"pb:inflight:{campaign}",
-            f"pb:inflight_amount:{campaign}",
-            f"pb:pending:{key}",
-            f"pb:touched:{day}",
+            f"pb:spend:{r.day}:{r.campaign}",
+            f"pb:inflight:{r.campaign}",
+            f"pb:inflight_amount:{r.campaign}",
+            f"pb:pending:{r.key}",
+            f"pb:touched:{r.day}",
         ]
-        ttl = max(1, int(expires - now) + 1)
-        args: Argv = [now, budget, key, amount, expires, json.dumps(pending), ttl, campaign]
+        ttl = max(1, int(r.expires - r.now) + 1)
+        args: Argv = [r.now, r.budget, r.key, r.amount, r.expires, r.record.to_json(), ttl, r.campaign]
         return bool(self._call(lambda: self._reserve(keys=keys, args=args)))
 
     def apply(
@@ -124,7 +115,7 @@ class RedisStore:
         key: str,
         price: int | None,
         now: float,
-    ) -> tuple[str, dict[str, Any] | None]:
+    ) -> tuple[str, BidRecord | None]:
         keys = [
             f"pb:spend:{day}:{campaign}",
             f"pb:inflight:{campaign}",
@@ -136,7 +127,7 @@ class RedisStore:
         ]
         args: Argv = [mode, key, -1 if price is None else price, max(1, int(ttl)), DAY_TTL, now, campaign]
         status, pending = self._call(lambda: self._apply(keys=keys, args=args))
-        return status.decode(), json.loads(pending) if pending else None
+        return status.decode(), BidRecord.from_json(pending) if pending else None
 
     def touched(self, day: str, since: float) -> list[str]:
         members = self._call(lambda: self._redis.zrangebyscore(f"pb:touched:{day}", since, "+inf"))

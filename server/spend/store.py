@@ -14,7 +14,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from personabid.bidrecord import BidRecord
 
 MAX_TERMS = 1024  # pacing intervals remembered by the in-process store's lead()
 MICROS_PER_CPM = 1000  # a CPM price of 1.0 costs 0.001 per impression = 1000 micros
@@ -45,23 +47,29 @@ class StoreLimits:
     max_events: int = 1_000_000  # notification identities kept for deduplication; the oldest goes first
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A bid's cost, held against its campaign's budget for the day from the bid until its win or loss
+    arrives or it expires, with the bid's record for the event log."""
+
+    day: str  # the UTC day (utc_day) whose spend it counts against
+    campaign: str
+    budget: int  # micros the campaign may spend that day; 0: no limit
+    key: str  # the bid: "auction:imp"
+    amount: int  # micros
+    expires: float  # unix seconds after which it no longer counts
+    record: BidRecord
+    now: float  # unix seconds of the reservation
+
+
 # Called with the name of a store ("pending", "frequency", "dedupe") whenever its cap refuses or evicts.
 OnCapped = Callable[[str], None]
 
 
 class SpendStore(Protocol):
-    def reserve(
-        self,
-        day: str,
-        campaign: str,
-        budget: int,
-        key: str,
-        amount: int,
-        expires: float,
-        pending: dict[str, Any],
-        now: float,
-    ) -> bool:
-        """Reserve `amount` for bid `key` if spent + in flight + amount <= budget (budget 0: no limit)."""
+    def reserve(self, reservation: Reservation) -> bool:
+        """Hold the reservation's amount and keep its record if spent + in flight + amount <= budget
+        (budget 0: no limit); False, and nothing held, otherwise."""
         ...
 
     def apply(
@@ -74,14 +82,14 @@ class SpendStore(Protocol):
         key: str,
         price: int | None,
         now: float,
-    ) -> tuple[str, dict[str, Any] | None]:
+    ) -> tuple[str, BidRecord | None]:
         """Apply one notification atomically with its deduplication.
 
         `mode` is "bill" (a win or a billed impression: the first of them for bid `key` adds `price`, or
         the reserved amount when None, to spend and ends the reservation), "release" (a loss: ends the
-        reservation) or "mark" (a click or a conversion: only recorded). Returns (status, pending record)
-        where status is "duplicate" (`event` was seen within `ttl` seconds), "billed already" or
-        "applied".
+        reservation) or "mark" (a click or a conversion: only recorded). Returns (status, the record the
+        bid was reserved with, when a bill or a release ends a reservation still held) where status is
+        "duplicate" (`event` was seen within `ttl` seconds), "billed already" or "applied".
         """
         ...
 
@@ -149,7 +157,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._spent: dict[tuple[str, str], int] = {}
         self._campaigns: dict[str, _Campaign] = {}
-        self._pending: dict[str, tuple[dict[str, Any], float]] = {}
+        self._pending: dict[str, tuple[BidRecord, float]] = {}  # key -> (record, expires)
         self._pending_expiries: list[tuple[float, str]] = []  # heap; entries may be stale
         self._events: OrderedDict[str, float] = OrderedDict()
         # (user, campaign) -> (window, view times); least recently viewed first
@@ -170,33 +178,24 @@ class MemoryStore:
             if entry is not None and entry[1] == expires:
                 del self._pending[key]
 
-    def reserve(
-        self,
-        day: str,
-        campaign: str,
-        budget: int,
-        key: str,
-        amount: int,
-        expires: float,
-        pending: dict[str, Any],
-        now: float,
-    ) -> bool:
+    def reserve(self, reservation: Reservation) -> bool:
+        r = reservation
         with self._lock:
-            state = self._campaigns.setdefault(campaign, _Campaign())
-            inflight = state.sweep(now)
-            if budget > 0 and self._spent.get((day, campaign), 0) + inflight + amount > budget:
+            state = self._campaigns.setdefault(r.campaign, _Campaign())
+            inflight = state.sweep(r.now)
+            if r.budget > 0 and self._spent.get((r.day, r.campaign), 0) + inflight + r.amount > r.budget:
                 return False
-            self._sweep_pending(now)
-            if key not in self._pending and len(self._pending) >= self.limits.max_pending:
+            self._sweep_pending(r.now)
+            if r.key not in self._pending and len(self._pending) >= self.limits.max_pending:
                 self._on_capped("pending")
                 raise StoreFull(
                     f"{len(self._pending)} bids in flight, the cap (max_pending_bids); "
                     "no new bid until some are notified or expire"
                 )
-            state.add(key, amount, expires)
-            self._pending[key] = (pending, expires)
-            heapq.heappush(self._pending_expiries, (expires, key))
-            self._touch(day, campaign, expires)
+            state.add(r.key, r.amount, r.expires)
+            self._pending[r.key] = (r.record, r.expires)
+            heapq.heappush(self._pending_expiries, (r.expires, r.key))
+            self._touch(r.day, r.campaign, r.expires)
             return True
 
     def apply(
@@ -209,7 +208,7 @@ class MemoryStore:
         key: str,
         price: int | None,
         now: float,
-    ) -> tuple[str, dict[str, Any] | None]:
+    ) -> tuple[str, BidRecord | None]:
         with self._lock:
             if not self._first_time(event, ttl, now):
                 return "duplicate", None

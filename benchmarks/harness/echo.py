@@ -18,12 +18,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from personabid.app import server_options
+from personabid.bench import echo_pb2_grpc
 from personabid.config import Settings
 from personabid.v1 import bidder_pb2 as pb
-from personabid.v1 import echo_pb2_grpc
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = "personabid.v1.Echo"
+SERVICE_NAME = "personabid.bench.echo.Echo"  # benchmarks/harness/proto/echo.proto
 
 
 def typical_response() -> pb.BidResponse:

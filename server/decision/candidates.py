@@ -1,4 +1,4 @@
-"""Scoring: the hashed CTR features of (impression, candidate campaign) pairs.
+"""The hashed CTR features of (impression, candidate campaign) pairs, which the model scores.
 
 The demo world's log generator calls the same function, so the model is trained on exactly the
 features the server computes.
@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from personabid.ctr.features import FeatureSpec, match_tokens
 from personabid.index.campaigns import CampaignTable
-from personabid.training.features import FeatureSpec, match_tokens, request_tokens, slot_token
 
 
 def candidate_features(
@@ -37,6 +37,3 @@ def candidate_features(
         "match": match_tokens(scores, spec.match_buckets),
     }
     return spec.indices(spec.token_matrix(sources, len(rows)))
-
-
-__all__ = ["candidate_features", "request_tokens", "slot_token"]

@@ -3,7 +3,8 @@
 A model is a feature specification, one weight per hashed feature plus a bias, for a factorization
 machine also one factor vector per hashed feature, and a Platt calibration fitted on held-out rows: the
 bidder multiplies by pCTR, so a model that is twice too high would bid twice too much. `avg_ctr` is the
-mean click rate of the training log, the CTR at which a campaign bids its base bid.
+mean click rate of the training log, the CTR at which a campaign bids its base bid. Training fits the
+calibration (personabid.training.calibration) and writes a version with `CtrModel.save`.
 
 Files of a version: manifest.json, weights.npy, and factors.npy for a factorization machine (format 2;
 linear models stay format 1, which servers before factorization machines can read).
@@ -19,10 +20,11 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from personabid.arrays import require
 from personabid.artifact import FileWriter, read_manifest, resolve, write_artifact
+from personabid.ctr.features import FeatureSpec
+from personabid.ctr.logistic import sigmoid
 from personabid.errors import ArtifactError
-from personabid.training.features import FeatureSpec
-from personabid.training.logistic import sigmoid, sigmoid_array
 
 KIND = "ctr-model"
 FORMAT_VERSION = 1
@@ -130,14 +132,19 @@ class CtrModel:
             )
 
     def pctr(self, indices: np.ndarray) -> np.ndarray:
-        """float32 (rows,) calibrated click probabilities for int64 (rows, spec.width) feature indices."""
+        """float32 (rows,) calibrated click probabilities for int64 (rows, width) feature indices.
+
+        The indices must lie in [0, spec.size): FeatureSpec.indices makes them so, and the kernel does not
+        check again (a bounds check would cost the hot path more than the rest of the call)."""
+        require("indices", indices, np.int64, 2)
         scale, shift = self.calibration
         if self.factors is not None:
             return _fm_pctr(indices, self.weights, self.factors, scale, shift)
         return _pctr(indices, self.weights, scale, shift)
 
     def logits(self, indices: np.ndarray) -> np.ndarray:
-        """float64 (rows,) raw logits, before calibration."""
+        """float64 (rows,) raw logits, before calibration, for int64 (rows, width) feature indices."""
+        require("indices", indices, np.int64, 2)
         if self.factors is not None:
             return _fm_logits(indices, self.weights, self.factors)
         return _logits(indices, self.weights)
@@ -202,29 +209,3 @@ class CtrModel:
 
 def _save_array(path: Path, array: np.ndarray) -> None:
     np.save(path, array, allow_pickle=False)
-
-
-def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 50) -> tuple[float, float]:
-    """Fit sigmoid(scale * logit + shift) to labels by Newton's method on the log loss (Platt scaling).
-
-    Uses Platt's smoothed targets so that a held-out slice with few clicks cannot drive the fit to
-    infinity.
-    """
-    x = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    positives = y.sum()
-    negatives = len(y) - positives
-    target = np.where(y > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-    scale, shift = 1.0, 0.0
-    for _ in range(iterations):
-        p = sigmoid_array(scale * x + shift)
-        gradient = np.array([np.dot(p - target, x), np.sum(p - target)])
-        weight = p * (1 - p) + 1e-12
-        hessian = np.array(
-            [[np.dot(weight, x * x), np.dot(weight, x)], [np.dot(weight, x), np.sum(weight)]]
-        ) + 1e-9 * np.eye(2)
-        step = np.linalg.solve(hessian, gradient)
-        scale, shift = scale - step[0], shift - step[1]
-        if np.abs(step).max() < 1e-9:
-            break
-    return float(scale), float(shift)

@@ -39,7 +39,7 @@ CONNECT_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class LoadSpec:
     target: str  # HOST:PORT
-    service: str  # full service name: personabid.v1.Bidder or personabid.v1.Echo
+    service: str  # full service name: personabid.v1.Bidder or personabid.bench.echo.Echo
     rpc: str = "unary"  # "unary" (Bid) or "stream" (BidStream)
     mode: str = "closed"  # "closed" (fixed concurrency) or "open" (Poisson arrivals)
     concurrency: int = 32  # closed loop: calls in flight in this process

@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -31,13 +30,15 @@ from typing import Any
 
 from personabid.bench import report
 from personabid.bench.clients import LoadClients
+from personabid.bench.echo import SERVICE_NAME as ECHO_SERVICE
 from personabid.bench.load import LoadSpec
-from personabid.bench.services import Service, bidder_command, echo_command, free_port, process_cpu_seconds
+from personabid.bench.machine import machine_info
+from personabid.bench.processes import free_port
+from personabid.bench.services import Service, bidder_command, echo_command, process_cpu_seconds
 from personabid.bench.worlds import ensure_world
 
 log = logging.getLogger(__name__)
 BIDDER_SERVICE = "personabid.v1.Bidder"
-ECHO_SERVICE = "personabid.v1.Echo"
 RESULTS_FILE = "results.json"
 FORMAT_VERSION = 1
 FIXED_RATE_SHARE = 0.5  # block 1's open loop offers at most this share of the bidder's closed-loop rate
@@ -301,7 +302,7 @@ class Suite:
 
         started = time.perf_counter()
         began = dt.datetime.now(dt.UTC)
-        machine = machine_info()
+        machine = {**machine_info(), "loadavg_start": os.getloadavg()}
         for campaigns in sorted({*self.plan.sizes, self.plan.sweep_size, self.plan.workers_size}):
             ensure_world(self.worlds, campaigns)
         with LoadClients(self.plan.load_processes) as clients:
@@ -448,28 +449,3 @@ class _CpuSampler(threading.Thread):
 
 def _per_pid(service: Service) -> dict[int, float]:
     return {pid: process_cpu_seconds(pid) for pid in service.pids()}
-
-
-def machine_info() -> dict[str, Any]:
-    import faiss
-    import grpc
-
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    memory_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            memory_kb = int(line.split()[1])
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory_kb / (1 << 20), 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "grpcio": grpc.__version__,
-        "faiss": faiss.__version__,
-        "loadavg_start": os.getloadavg(),
-    }

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from personabid.artifact import write_atomic
+from personabid.ctr.features import DEFAULT_SPEC
 from personabid.demo import WORLD_FILE, is_built, simulate_log, train_demo_model
-from personabid.index.store import BuildOptions, RecallTooLow, load_index, write_index
-from personabid.training.features import DEFAULT_SPEC
+from personabid.index.bundle import load_index
+from personabid.index.store import BuildOptions, RecallTooLow, write_index
 from personabid.world import World
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ def ensure_world(root: Path, campaigns: int, min_recall: float | None = None) ->
     model, summary = train_demo_model(simulated, bundle.campaigns, DEFAULT_SPEC)
     model.save(directory / "model", {"training": {"data": "bench world simulation", "seed": SEED, **summary}})
     info = {"seed": SEED, "campaigns": campaigns, "segments": world.segments}
-    tmp = directory / f".{WORLD_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, directory / WORLD_FILE)  # last: a world is built once its world.json exists
-    log.info("bench world of %d campaigns built (%s index)", campaigns, bundle.manifest["index_type"])
+    # Last: a world is built once its world.json exists.
+    write_atomic(directory / WORLD_FILE, json.dumps(info, indent=2) + "\n")
+    log.info("bench world of %d campaigns built (%s index)", campaigns, bundle.manifest.index_type)
     return directory

@@ -12,23 +12,16 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-READY = re.compile(r"personabid (?:echo )?ready: grpc=(\S+)")
+from personabid.bench.processes import parse_ready
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def bidder_command(world_dir: Path, port: int, workers: int, scratch: Path) -> list[str]:
@@ -93,10 +86,10 @@ class Service:
                         f"{self.name} did not become ready in {timeout:.0f}s; log: {self.log_path}"
                     ) from None
                 continue
-            found = READY.search(line)
+            found = parse_ready(line)
             if found:
                 ready += 1
-                self.addr = found.group(1)
+                self.addr = found.grpc
         return self.addr
 
     def pids(self) -> list[int]:

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from personabid import wire
 from personabid.bench.requests import RequestStream, request_pool
+from personabid.config import Settings
 from personabid.decision.pipeline import STAGES, Decider, DecisionSettings
 from personabid.decision.snapshot import Snapshot
 from personabid.privacy import Pseudonymizer
@@ -35,6 +36,9 @@ from personabid.telemetry import Metrics
 from personabid.v1 import bidder_pb2 as pb
 
 PARTS = ("decode", "to_auction", *STAGES, "decide_other", "metrics", "to_response", "encode")
+
+
+SEAT = Settings.seat  # the seat the server answers with by default
 
 
 def profile_requests(world_dir: Path, requests: int, seed: int = 99) -> dict[str, Any]:
@@ -59,7 +63,7 @@ def profile_requests(world_dir: Path, requests: int, seed: int = 99) -> dict[str
         t3 = time.perf_counter()
         metrics.observe_decision("Bid", decision, t3 - t2)
         t4 = time.perf_counter()
-        response = wire.to_response(decision, settings.seat)
+        response = wire.to_response(decision, SEAT)
         t5 = time.perf_counter()
         response.SerializeToString()
         t6 = time.perf_counter()
@@ -93,8 +97,8 @@ def profile_requests(world_dir: Path, requests: int, seed: int = 99) -> dict[str
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
 
     return {
-        "campaigns": len(snapshot.index.campaigns),
-        "index_type": snapshot.index.manifest["index_type"],
+        "campaigns": len(snapshot.bundle.campaigns),
+        "index_type": snapshot.bundle.manifest.index_type,
         "requests": requests,
         "median_us": {name: round(float(np.median(v)), 2) for name, v in parts.items()},
         "mean_us": {name: round(float(np.mean(v)), 2) for name, v in parts.items()},

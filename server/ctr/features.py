@@ -29,6 +29,8 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from personabid.arrays import require
+
 # Fields that the decision path can supply for an (impression, campaign) pair. The hour (0-23) and the
 # weekday (0 is Monday) are UTC, of the moment the bid was decided: the bidder does not know the user's
 # time zone, and a cross with country recovers the local time of day where it matters.
@@ -234,7 +236,8 @@ class FeatureSpec:
         return tokens
 
     def indices(self, tokens: np.ndarray) -> np.ndarray:
-        """int64 (n, width) feature indices in [0, size) for a token matrix."""
+        """int64 (n, width) feature indices in [0, size) for a uint64 (n, columns) token matrix."""
+        require("tokens", tokens, np.uint64, 2, width=len(self._salts))  # type: ignore[attr-defined]
         return _hash_indices(tokens, self._salts, self._cross_a, self._cross_b, self.bits)  # type: ignore[attr-defined]
 
     def to_json(self) -> dict[str, Any]:
