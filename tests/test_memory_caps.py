@@ -21,7 +21,7 @@ from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.reasons import NoBid
 from personabid.decision.snapshot import Snapshot
 from personabid.spend.control import SpendControl
-from personabid.spend.store import MemoryStore, Reservation, StoreFull, StoreLimits
+from personabid.spend.store import MemoryStore, Reservation, Settlement, StoreFull, StoreLimits
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
 from tests.bid_records import bid_record
@@ -57,7 +57,7 @@ def test_a_bid_past_the_pending_cap_is_refused_and_counted() -> None:
 def test_a_notified_bid_frees_its_pending_slot() -> None:
     store, _ = capped_store(max_pending=1)
     assert reserve(store, "a:0")
-    store.apply("release", "loss:a:0", 3600, DAY, "c1", "a:0", None, NOW)
+    store.apply(Settlement("release", "loss:a:0", 3600, DAY, "c1", "a:0", None, NOW))
     assert reserve(store, "a:1")
 
 
@@ -92,9 +92,15 @@ def test_frequency_histories_out_of_their_window_go_before_any_eviction() -> Non
 def test_the_oldest_deduplication_key_is_evicted_and_counted() -> None:
     store, counts = capped_store(max_events=2)
     for i in range(3):
-        assert store.apply("mark", f"click:a:{i}:b", 3600, DAY, "c1", f"a:{i}", None, NOW + i)[0] == "applied"
+        assert (
+            store.apply(Settlement("mark", f"click:a:{i}:b", 3600, DAY, "c1", f"a:{i}", None, NOW + i))[0]
+            == "applied"
+        )
     assert counts == {"dedupe": 1}
-    assert store.apply("mark", "click:a:2:b", 3600, DAY, "c1", "a:2", None, NOW + 3)[0] == "duplicate"
+    assert (
+        store.apply(Settlement("mark", "click:a:2:b", 3600, DAY, "c1", "a:2", None, NOW + 3))[0]
+        == "duplicate"
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -121,7 +127,7 @@ def test_no_store_grows_past_its_cap_whatever_the_traffic(
         elif kind == "view":
             store.add_view(f"u{n}", "c1", now, 3600)
         else:
-            store.apply("mark", f"click:{n}", 3600, DAY, "c1", f"a:{n}", None, now)
+            store.apply(Settlement("mark", f"click:{n}", 3600, DAY, "c1", f"a:{n}", None, now))
         assert len(store._pending) <= cap
         assert len(store._views) <= cap
         assert len(store._events) <= cap

@@ -14,7 +14,7 @@ from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
 from personabid.reload import warm_up
 from personabid.spend.control import SpendControl
-from personabid.spend.store import MemoryStore, utc_day
+from personabid.spend.store import MemoryStore, Settlement, utc_day
 from tests.tcf import tc_string
 
 NOW = 1_800_000_000
@@ -174,7 +174,9 @@ def test_campaigns_without_budget_left_do_not_bid(demo_dir: Path) -> None:
     day = utc_day(NOW)
     for row, campaign in enumerate(table.campaign_id):
         budget = round(float(table.daily_budget[row]) * 1_000_000)
-        spend.store.apply("bill", f"win:x{row}", 3600, day, str(campaign), f"x{row}:1", budget, NOW)
+        spend.store.apply(
+            Settlement("bill", f"win:x{row}", 3600, day, str(campaign), f"x{row}:1", budget, NOW)
+        )
     decider = Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
     spend.refresh(table)
     assert decider.decide(persona_request(decider, 5)).nbr == NoBid.BUDGET_EXHAUSTED

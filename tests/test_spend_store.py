@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from personabid.spend.redis_store import RedisStore
-from personabid.spend.store import MemoryStore, Reservation, SpendStore
+from personabid.spend.store import MemoryStore, Reservation, Settlement, SpendStore
 from tests.bid_records import bid_record
 from tests.conftest import RedisServer
 
@@ -52,42 +52,42 @@ def test_spend_in_flight_counts_until_it_expires(store: SpendStore) -> None:
 
 def test_win_moves_its_price_from_flight_to_spend(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
-    status, pending = store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    status, pending = store.apply(Settlement("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW))
     assert (status, pending) == ("applied", bid_record("a:1"))
     assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
 
 
 def test_duplicate_win_counts_once(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
-    store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
-    status, _ = store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    store.apply(Settlement("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW))
+    status, _ = store.apply(Settlement("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW))
     assert status == "duplicate"
     assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
 
 
 def test_impression_after_a_win_is_not_billed_again(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
-    store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
-    status, _ = store.apply("bill", "impression:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
+    store.apply(Settlement("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW))
+    status, _ = store.apply(Settlement("bill", "impression:a:1:b", 3600, DAY, "c1", "a:1", None, NOW))
     assert status == "billed already"
     assert store.spent(DAY, ["c1"], NOW) == [(4_000, 0)]
 
 
 def test_impression_without_price_bills_the_reserved_amount(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
-    store.apply("bill", "impression:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
+    store.apply(Settlement("bill", "impression:a:1:b", 3600, DAY, "c1", "a:1", None, NOW))
     assert store.spent(DAY, ["c1"], NOW) == [(6_000, 0)]
 
 
 def test_loss_releases_the_reservation(store: SpendStore) -> None:
     reserve(store, "a:1", 6_000)
-    status, pending = store.apply("release", "loss:a:1:b", 3600, DAY, "c1", "a:1", None, NOW)
+    status, pending = store.apply(Settlement("release", "loss:a:1:b", 3600, DAY, "c1", "a:1", None, NOW))
     assert (status, pending) == ("applied", bid_record("a:1"))
     assert store.spent(DAY, ["c1"], NOW) == [(0, 0)]
 
 
 def test_spend_is_kept_per_day(store: SpendStore) -> None:
-    store.apply("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW)
+    store.apply(Settlement("bill", "win:a:1:b", 3600, DAY, "c1", "a:1", 4_000, NOW))
     assert store.spent("20261124", ["c1"], NOW) == [(0, 0)]
 
 
@@ -110,7 +110,7 @@ def test_pacing_rates_are_shared(store: SpendStore) -> None:
 
 def test_touched_lists_campaigns_that_moved_or_are_in_flight(store: SpendStore) -> None:
     store.reserve(Reservation(DAY, "c1", 10_000, "a:1", 1_000, NOW + 60, bid_record("a:1"), NOW))
-    store.apply("bill", "win:b:1:b", 3600, DAY, "c2", "b:1", 1_000, NOW)
+    store.apply(Settlement("bill", "win:b:1:b", 3600, DAY, "c2", "b:1", 1_000, NOW))
     assert sorted(store.touched(DAY, NOW - 1)) == ["c1", "c2"]
     assert store.touched(DAY, NOW + 30) == ["c1"], "c1 stays touched while its bid is in flight"
     assert store.touched("20261124", NOW - 1) == []

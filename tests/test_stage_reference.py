@@ -46,7 +46,7 @@ from personabid.index.campaigns import CampaignSpec, build_table
 from personabid.index.catalog import read_catalog
 from personabid.spend.control import SpendControl, SpendSettings
 from personabid.spend.pacing import PacingParams
-from personabid.spend.store import MICROS_PER_CPM, MemoryStore, utc_day
+from personabid.spend.store import MICROS_PER_CPM, MemoryStore, Settlement, utc_day
 from personabid.world import COUNTRIES, DEVICES, SIZES, World
 from tests.bid_records import bid_record
 from tests.demo_world import TEST_WORLD
@@ -409,7 +409,9 @@ class SpendState:
             # "Nearly" leaves 1 to 3000 micros: less than most bids cost (a 1 CPM bid costs 1000).
             spent = budget if draw < self.exhausted else budget - int(rng.integers(1, 3000))
             if draw < self.exhausted + self.nearly:
-                spend.store.apply("bill", f"win:x{row}", 3600, day, campaign, f"x{row}:1", spent, NOW)
+                spend.store.apply(
+                    Settlement("bill", f"win:x{row}", 3600, day, campaign, f"x{row}:1", spent, NOW)
+                )
             if table.freq_cap[row] > 0 and rng.random() < self.capped:
                 for user in range(4):
                     for i in range(int(table.freq_cap[row])):
@@ -483,7 +485,9 @@ def test_no_bid_for_want_of_budget_is_budget_exhausted(demo_dir: Path) -> None:
     for row, campaign in enumerate(table.campaign_id):
         # 10 micros left, and every bid that clears a floor of 0.1 CPM costs at least 100.
         budget = round(float(table.daily_budget[row]) * 1_000_000)
-        spend.store.apply("bill", f"win:x{row}", 3600, day, str(campaign), f"x{row}:1", budget - 10, NOW)
+        spend.store.apply(
+            Settlement("bill", f"win:x{row}", 3600, day, str(campaign), f"x{row}:1", budget - 10, NOW)
+        )
     spend.refresh(table)
     unlimited = Decider(snapshot, DecisionSettings(), clock=lambda: NOW)
     short = Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)

@@ -26,7 +26,7 @@ from personabid.bidrecord import BidRecord
 from personabid.errors import InvalidRequest
 from personabid.index.campaigns import CampaignTable
 from personabid.spend.pacing import PacingParams, next_rates, planned_fraction
-from personabid.spend.store import Reservation, SpendStore, StateUnavailable, cost_micros, utc_day
+from personabid.spend.store import Reservation, Settlement, SpendStore, StateUnavailable, cost_micros, utc_day
 
 log = logging.getLogger(__name__)
 MICROS = 1_000_000
@@ -301,14 +301,16 @@ class SpendControl:
         price = cost_micros(note.price) if note.price > 0 else None
         status, record = self._use(
             lambda: self.store.apply(
-                MODES[note.type],
-                note.identity,
-                self.settings.dedupe_seconds,
-                utc_day(ts),
-                note.campaign_id,
-                note.bid_key,
-                price,
-                now,
+                Settlement(
+                    mode=MODES[note.type],
+                    event=note.identity,
+                    ttl=self.settings.dedupe_seconds,
+                    day=utc_day(ts),
+                    campaign=note.campaign_id,
+                    key=note.bid_key,
+                    price=price,
+                    now=now,
+                )
             )
         )
         billed = status == "applied" and note.type in ("win", "impression")

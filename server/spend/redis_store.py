@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from personabid.bidrecord import BidRecord
-from personabid.spend.store import Reservation, StateUnavailable
+from personabid.spend.store import Reservation, Settlement, StateUnavailable
 
 DAY_TTL = 2 * 86_400
 Argv = list[str | int | float]  # a Lua script's ARGV, each sent as a string
@@ -105,17 +105,9 @@ class RedisStore:
         args: Argv = [r.now, r.budget, r.key, r.amount, r.expires, r.record.to_json(), ttl, r.campaign]
         return bool(self._call(lambda: self._reserve(keys=keys, args=args)))
 
-    def apply(
-        self,
-        mode: str,
-        event: str,
-        ttl: float,
-        day: str,
-        campaign: str,
-        key: str,
-        price: int | None,
-        now: float,
-    ) -> tuple[str, BidRecord | None]:
+    def apply(self, settlement: Settlement) -> tuple[str, BidRecord | None]:
+        mode, event, ttl, day = settlement.mode, settlement.event, settlement.ttl, settlement.day
+        campaign, key, price, now = settlement.campaign, settlement.key, settlement.price, settlement.now
         keys = [
             f"pb:spend:{day}:{campaign}",
             f"pb:inflight:{campaign}",

@@ -62,6 +62,24 @@ class Reservation:
     now: float  # unix seconds of the reservation
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What one notification does to the spend state, applied atomically with its deduplication.
+
+    `mode` is "bill" (a win or a billed impression: the first of them for bid `key` adds `price`, or the
+    reserved amount when None, to spend and ends the reservation), "release" (a loss: ends the
+    reservation) or "mark" (a click or a conversion: only recorded)."""
+
+    mode: str
+    event: str  # the notification's identity, remembered `ttl` seconds to deduplicate it
+    ttl: float
+    day: str  # the UTC day whose spend a bill adds to
+    campaign: str
+    key: str  # the bid: "auction:imp"
+    price: int | None  # micros, the clearing price; None: the amount reserved
+    now: float
+
+
 # Called with the name of a store ("pending", "frequency", "dedupe") whenever its cap refuses or evicts.
 OnCapped = Callable[[str], None]
 
@@ -72,25 +90,10 @@ class SpendStore(Protocol):
         (budget 0: no limit); False, and nothing held, otherwise."""
         ...
 
-    def apply(
-        self,
-        mode: str,
-        event: str,
-        ttl: float,
-        day: str,
-        campaign: str,
-        key: str,
-        price: int | None,
-        now: float,
-    ) -> tuple[str, BidRecord | None]:
-        """Apply one notification atomically with its deduplication.
-
-        `mode` is "bill" (a win or a billed impression: the first of them for bid `key` adds `price`, or
-        the reserved amount when None, to spend and ends the reservation), "release" (a loss: ends the
-        reservation) or "mark" (a click or a conversion: only recorded). Returns (status, the record the
-        bid was reserved with, when a bill or a release ends a reservation still held) where status is
-        "duplicate" (`event` was seen within `ttl` seconds), "billed already" or "applied".
-        """
+    def apply(self, settlement: Settlement) -> tuple[str, BidRecord | None]:
+        """Apply one notification's settlement atomically with its deduplication. Returns (status, the
+        record the bid was reserved with, when a bill or a release ends a reservation still held) where
+        status is "duplicate" (its event was seen within its ttl), "billed already" or "applied"."""
         ...
 
     def touched(self, day: str, since: float) -> list[str]:
@@ -198,17 +201,9 @@ class MemoryStore:
             self._touch(r.day, r.campaign, r.expires)
             return True
 
-    def apply(
-        self,
-        mode: str,
-        event: str,
-        ttl: float,
-        day: str,
-        campaign: str,
-        key: str,
-        price: int | None,
-        now: float,
-    ) -> tuple[str, BidRecord | None]:
+    def apply(self, settlement: Settlement) -> tuple[str, BidRecord | None]:
+        mode, event, ttl, day = settlement.mode, settlement.event, settlement.ttl, settlement.day
+        campaign, key, price, now = settlement.campaign, settlement.key, settlement.price, settlement.now
         with self._lock:
             if not self._first_time(event, ttl, now):
                 return "duplicate", None
