@@ -21,7 +21,6 @@ from personabid.failures import Failure, detail_of, failure_of
 from personabid.lograte import RateLimitedLog
 from personabid.notifications import Notifier, Tally
 from personabid.privacy import Pseudonymizer
-from personabid.spend.store import StateUnavailable
 from personabid.telemetry import Metrics
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
@@ -175,20 +174,20 @@ class BidderServicer(pb_grpc.BidderServicer):
                     else:
                         notifier.handle(wire.to_notification(event), tally, f"events[{i}]")
                     i += 1
-        except StateUnavailable as exc:
+        except Exception as exc:
+            failure = failure_of(exc)
+            if not failure.expected:
+                self._log.log(
+                    logging.ERROR,
+                    "failed",
+                    "notification failed after %d event(s)",
+                    tally.accepted,
+                    exc_info=exc,
+                )
             # Nothing of the failed event was applied; those before it were, and a resend is deduplicated.
             await context.abort(
-                grpc.StatusCode.UNAVAILABLE, f"{exc}; {tally.accepted} event(s) applied, send again"
+                failure.code, f"{detail_of(exc)}; {tally.accepted} event(s) applied, send again"
             )
-        except Exception:
-            self._log.log(
-                logging.ERROR,
-                "failed",
-                "notification failed after %d event(s)",
-                tally.accepted,
-                exc_info=True,
-            )
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return wire.to_ack(tally)
 
     async def Notify(
