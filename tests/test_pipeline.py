@@ -12,6 +12,7 @@ from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.reasons import NoBid
 from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
+from personabid.errors import InvalidRequest
 from personabid.reload import warm_up
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MemoryStore, Settlement, utc_day
@@ -193,3 +194,10 @@ def test_a_floor_that_removes_some_candidates_leaves_the_size_filter_aligned(dec
     assert decision.removed.get("floor", 0) > 0 and decision.removed.get("size", 0) > 0
     bids_clear_the_floor = bool(decision.bids) and all(bid.price >= floor for bid in decision.bids)
     assert decision.nbr == NoBid.BELOW_FLOOR or bids_clear_the_floor
+
+
+def test_a_weight_beyond_float32s_range_is_refused_naming_the_tag(decider: Decider) -> None:
+    request = replace(persona_request(decider, 5), tag_vector=None, tags=(("interest:travel", 1e300),))
+    with pytest.raises(InvalidRequest) as refused:
+        decider.decide(request)
+    assert str(refused.value).startswith("user.tags[0].weight=1e+300: must lie within float32's range")

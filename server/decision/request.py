@@ -22,6 +22,8 @@ MAX_TAGS = 4096
 MAX_ID_CHARS = 256  # ids are UUIDs or shorter in practice; OpenRTB sets no limit
 MAX_TEXT_CHARS = 1024  # any other string: domains, tag ids, codes
 MAX_LIST_ITEMS = 1024  # blocked categories and advertisers run to hundreds
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+WEIGHT_RANGE = "must lie within float32's range, |w| <= 3.4e38 (the weights are float32 on the wire)"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,39 @@ def validate(request: AuctionRequest, dims: int, currencies: frozenset[str]) -> 
 def _validate_sizes(request: AuctionRequest) -> None:
     """Every string and list has a size limit: ids come back in the response (an impression's twice), so an
     unbounded one would make an answer larger than the request and than what a client accepts."""
+    if _within_sizes(request):
+        return
+    _name_oversized(request)
+
+
+def _within_sizes(request: AuctionRequest) -> bool:
+    """True when every size limit holds: the common case, checked without building any message (plain
+    loops: this runs on every request)."""
+    if len(request.id) > MAX_ID_CHARS:
+        return False
+    for text in (request.site_id, request.domain, request.os, request.country, request.region, request.city):
+        if len(text) > MAX_TEXT_CHARS:
+            return False
+    for items in (request.categories, request.bcat, request.badv, request.cur):
+        if len(items) > MAX_LIST_ITEMS:
+            return False
+        for text in items:
+            if len(text) > MAX_TEXT_CHARS:
+                return False
+    if len(request.impressions) > MAX_IMPRESSIONS or len(request.tags) > MAX_TAGS:
+        return False  # validated with its own message later; the items are then not worth reading
+    for imp in request.impressions:
+        if (
+            len(imp.id) > MAX_ID_CHARS
+            or len(imp.tagid) > MAX_TEXT_CHARS
+            or len(imp.bidfloorcur) > MAX_TEXT_CHARS
+        ):
+            return False
+    return max([len(tag) for tag, _ in request.tags], default=0) <= MAX_ID_CHARS
+
+
+def _name_oversized(request: AuctionRequest) -> None:
+    """Raise InvalidRequest for the first string or list over its limit."""
     texts: list[tuple[str, str, int]] = [
         ("id", request.id, MAX_ID_CHARS),
         ("site.id", request.site_id, MAX_TEXT_CHARS),
@@ -166,6 +201,10 @@ def _validate_profile(request: AuctionRequest, dims: int) -> None:
             raise InvalidRequest(
                 f"user.tag_vector[{bad[0]}]", float(vector[bad[0]]), "weights must be finite"
             )
+        if vector.dtype != np.float32:  # the wire's float32 cannot hold more; the core's own callers can
+            bad = np.flatnonzero(np.abs(vector) > FLOAT32_MAX)
+            if bad.size:
+                raise InvalidRequest(f"user.tag_vector[{bad[0]}]", float(vector[bad[0]]), WEIGHT_RANGE)
     if len(request.tags) > MAX_TAGS:
         raise InvalidRequest("user.tags", f"{len(request.tags)} tags", f"at most {MAX_TAGS} are accepted")
     seen: set[str] = set()
@@ -177,3 +216,5 @@ def _validate_profile(request: AuctionRequest, dims: int) -> None:
         seen.add(tag)
         if not math.isfinite(weight):
             raise InvalidRequest(f"user.tags[{i}].weight", weight, "must be finite")
+        if abs(weight) > FLOAT32_MAX:
+            raise InvalidRequest(f"user.tags[{i}].weight", weight, WEIGHT_RANGE)

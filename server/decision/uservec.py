@@ -23,14 +23,18 @@ def user_vector(
             position = vocab.position(tag)
             if position >= 0:
                 vector[0, position] = weight
-    # Any finite weights are a valid profile, up to float32's limits: scaling by the largest weight first
-    # keeps the sum of squares from overflowing (226 weights of 1e20, or one of 3.4e38, are still a
-    # direction), and the norm is taken in float64 so that tiny weights do not underflow to zero.
-    largest = float(np.max(np.abs(vector))) if vector.size else 0.0
-    if largest == 0.0 or not np.isfinite(largest):
-        return None
-    vector /= largest
-    vector /= np.linalg.norm(vector)
+    # Any finite weights are a valid profile. In float64 the sum of squares of float32-range weights can
+    # neither overflow (226 weights of 3.4e38 square to 2.6e79) nor underflow (1e-45 squares to 1e-90),
+    # so one norm suffices; only weights beyond float32's range (possible through the core's own API)
+    # need scaling by the largest first.
+    norm = float(np.linalg.norm(vector))
+    if not 0.0 < norm < np.inf:
+        largest = float(np.max(np.abs(vector))) if vector.size else 0.0
+        if largest == 0.0 or not np.isfinite(largest):
+            return None
+        vector /= largest
+        norm = float(np.linalg.norm(vector))
+    vector /= norm
     return vector.astype(np.float32)
 
 
