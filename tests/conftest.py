@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
-import subprocess
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,10 +13,9 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 import pytest
-import redis
 
 from personabid.app import BidServer
-from personabid.bench.processes import free_port
+from personabid.bench.processes import RedisProcess
 from personabid.config import Settings
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 
@@ -105,49 +101,15 @@ def system_command(command: str, package: str) -> str:
     return path
 
 
-class RedisServer:
-    """A real redis-server on 127.0.0.1, without persistence, that a test may stop and start again."""
+class RedisServer(RedisProcess):
+    """A real redis-server on 127.0.0.1 for a test, which fails (never skips) when it is not installed."""
 
     def __init__(self, directory: Path) -> None:
-        self.binary = system_command("redis-server", "redis-server")
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(system_command("redis-server", "redis-server"), directory)
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                client.close()
-                return self
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections stay open and no command is ever answered, as in a
-        Redis that hangs."""
-        assert self.process is not None and self.process.poll() is None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # A paused process leaves SIGTERM pending until it runs again.
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(10)
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        super().start(timeout)
+        return self
 
 
 @pytest.fixture

@@ -2,61 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 from personabid.bench.probe.load import LoadThreads, TimedCall
 from personabid.bench.probe.results import ProbeResult, percentile
 from personabid.bench.probe.server import Context, good_request_answer
-from personabid.bench.processes import HOST, free_port
+from personabid.bench.processes import RedisProcess
 
 STATE_UNAVAILABLE_NBR = 506
-
-
-class RedisProcess:
-    """A redis-server on a fixed free port, without persistence, that can be stopped and started again."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # a frozen process keeps SIGTERM pending
-            self.process.terminate()
-            self.process.wait(10)
-
-    def freeze(self, frozen: bool) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
 
 def probe_redis(ctx: Context, threads: int, phase_seconds: float) -> ProbeResult:
@@ -83,10 +39,10 @@ def probe_redis(ctx: Context, threads: int, phase_seconds: float) -> ProbeResult
             events["restarted"] = load.since_origin()  # answering PING again
             time.sleep(phase_seconds * 2)
             events["frozen"] = load.since_origin()
-            redis.freeze(True)
+            redis.pause()
             time.sleep(phase_seconds)
             events["thawed"] = load.since_origin()
-            redis.freeze(False)
+            redis.resume()
             time.sleep(phase_seconds * 2)
             events["end"] = load.since_origin()
             calls = load.join()
