@@ -257,7 +257,7 @@ class BidServer:
         if self.bidder is not None:
             await self._drain(self.bidder, self.settings.drain_seconds if drain is None else drain)
             # What still arrives is refused at once, which keeps grpc's queue of calls not yet handed to
-            # the service empty when the transport stops (those it would cancel).
+            # the service short when the transport stops (those it cancels: README, Stopping).
             self.bidder.closing = True
             await self._drain(self.bidder, DRAIN_QUIET * 2)
         self._stopping.set()

@@ -37,8 +37,6 @@ def _refusal(
     if ndim == 2:
         parts.append(str(width) if width is not None else "columns")
     shape = "(" + ", ".join(parts) + ("," if ndim == 1 else "") + ")"
-    if length is None and width is None:
-        shape = "(rows,)" if ndim == 1 else "(rows, columns)"
     wanted = f"{name}: expected a C-contiguous {expected} array of shape {shape}"
     if not isinstance(array, np.ndarray):
         return f"{wanted}, got {type(array).__name__}"

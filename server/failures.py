@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import grpc
 
 from personabid.decision.reasons import NoBid
-from personabid.errors import ArtifactError, ConfigError, InvalidRequest, NotReady, ShuttingDown
+from personabid.errors import ArtifactError, InvalidRequest, NotReady, ShuttingDown
 from personabid.spend.store import StateUnavailable
 
 
@@ -30,7 +30,6 @@ FAILURES: dict[type[Exception], Failure] = {
     ShuttingDown: Failure(grpc.StatusCode.UNAVAILABLE, NoBid.NOT_READY, "unavailable"),
     StateUnavailable: Failure(grpc.StatusCode.UNAVAILABLE, NoBid.STATE_UNAVAILABLE, "unavailable"),
     ArtifactError: Failure(grpc.StatusCode.FAILED_PRECONDITION, NoBid.TECHNICAL_ERROR, "refused"),
-    ConfigError: Failure(grpc.StatusCode.FAILED_PRECONDITION, NoBid.TECHNICAL_ERROR, "refused"),
 }
 UNEXPECTED = Failure(grpc.StatusCode.INTERNAL, NoBid.TECHNICAL_ERROR, "error", expected=False)
 # What a client is told of an unexpected failure: its details stay in the server's log.
