@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help deps install proto run demo test test-kernels lint fuzz bench-decision bench bench-smoke probe clean
 
 help:
-	@echo "make run     make deps, set up .venv, build the demo world if missing, serve on 127.0.0.1:50051 (metrics :9464)"
+	@echo "make run     make deps, set up .venv, build the demo world if missing, serve (HTTP :8080, gRPC :50051, metrics :9464)"
 	@echo "make test    make deps, set up .venv and run the whole test suite"
 	@echo "make proto   regenerate the gRPC stubs from proto/"
 	@echo "make deps    install what is needed outside Python (redis-server, promtool): apt-get, as root"
@@ -52,11 +52,12 @@ test: install
 # that coverage can see inside the kernels (compiled code is invisible to it). CI runs it. The feature
 # hashes multiply uint64 modulo 2**64 on purpose: compiled, that wraps silently; as numpy scalars it warns.
 KERNEL_TESTS := tests/test_pricing.py tests/test_model.py tests/test_ftrl.py tests/test_training_fm.py \
-	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py
+	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py tests/test_creatives.py
 test-kernels: install
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider \
 		-W "ignore:overflow encountered in scalar:RuntimeWarning" \
-		--cov=personabid.ctr --cov=personabid.decision.pricing --cov=personabid.training.ftrl \
+		--cov=personabid.ctr --cov=personabid.decision.pricing --cov=personabid.decision.creatives \
+		--cov=personabid.training.ftrl \
 		--cov=personabid.training.fm --cov=personabid.training.calibration \
 		--cov-report=term-missing:skip-covered
 

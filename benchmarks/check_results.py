@@ -2,8 +2,9 @@
 
 Run: python benchmarks/check_results.py benchmarks/results/smoke/results.json
 
-Complete: every block of the plan ran (each catalog size, the sweep, the workers, the profile), every
-summary figure is there, and the plots exist as PNG files. Sane: every run answered calls, latency
+Complete: every block of the plan ran (each catalog size over gRPC and HTTP, the sweep, the workers, the
+profile), every summary figure is there (the floors of both protocols, and the bidder's ratios to them),
+and the plots exist as PNG files. Sane: every run answered calls, latency
 percentiles are positive and in order (p50 <= p90 <= p99 <= p99.9 <= max), rates are shares in [0, 1],
 errors are rare, CPU per request is positive, ratios are positive. How fast anything was is not checked:
 on a shared machine that would fail for reasons that are not bugs. Exits 1 listing every problem.
@@ -20,7 +21,21 @@ from typing import Any
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PERCENTILES = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 MAX_ERROR_RATE = 0.05  # closed loops and moderate open loops: failures there are bugs, not load
-PROFILE_PARTS = ("decode", "to_auction", "match", "filter", "score", "price", "encode", "total")
+PROFILE_PARTS = (
+    "decode",
+    "to_auction",
+    "pseudonymise",
+    "match",
+    "filter",
+    "score",
+    "price",
+    "respond",
+    "encode",
+    "decode_json",
+    "encode_json",
+    "total",
+    "total_http",
+)
 
 
 def problems(results: dict[str, Any], directory: Path) -> list[str]:
@@ -63,6 +78,12 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open"))
     }
     expected |= {
+        ("catalog", service, campaigns, "http", mode)
+        for campaigns in plan["sizes"]
+        for service in ("http-echo", "bidder")
+        for mode in ("closed", "open")
+    }
+    expected |= {
         ("workers", s, plan["workers_size"], r, "closed")
         for s in ("echo", "bidder")
         for r in ("unary", "stream")
@@ -73,15 +94,17 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
     for service in ("echo", "bidder"):
         sweep = [r for r in runs if r["block"] == "sweep" and r["service"] == service]
         need(len(sweep) == len(plan["sweep_fractions"]), f"sweep of {service}: {len(sweep)} points")
-    for rpc in ("unary", "stream"):
+    for rpc in ("unary", "stream", "http"):
         floor = summary.get("floor", {}).get(rpc, {})
         need((floor.get("throughput_rps") or 0) > 0, f"summary.floor.{rpc}: no throughput")
     for campaigns in plan["sizes"]:
-        for load, figures in summary.get("bidder", {}).get(str(campaigns), {}).items():
+        loads = summary.get("bidder", {}).get(str(campaigns), {})
+        for load, figures in loads.items():
             for key in ("throughput_ratio", "p99_ratio"):
                 value = figures.get(key)
                 need(value is not None and value > 0, f"summary.bidder.{campaigns}.{load}.{key}={value}")
         need(str(campaigns) in summary.get("bidder", {}), f"summary.bidder lacks {campaigns}")
+        need({"http_closed", "http_open"} <= set(loads), f"summary.bidder.{campaigns} lacks the HTTP loads")
     speedup = summary.get("workers", {}).get("speedup", {})
     need(
         all((speedup.get(s, {}).get(r) or 0) > 0 for s in ("echo", "bidder") for r in ("unary", "stream")),

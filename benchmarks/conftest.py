@@ -19,12 +19,11 @@ import faiss
 import numpy as np
 import pytest
 
-from personabid import wire
-from personabid.client import sample_request
+from personabid.client import sample_auction
 from personabid.decision.pipeline import Decider, DecisionSettings
-from personabid.decision.request import AuctionRequest
 from personabid.decision.snapshot import Snapshot
 from personabid.demo import DemoSpec, build_demo, read_world
+from personabid.openrtb.request import BidRequest
 from personabid.reload import warm_up
 
 BENCH_WORLD = DemoSpec(seed=7, campaigns=10_000, impressions=100_000)
@@ -70,7 +69,7 @@ def decider(bench_dir: Path) -> Decider:
 
 
 @pytest.fixture(scope="session")
-def requests(bench_dir: Path) -> list[AuctionRequest]:
+def requests(bench_dir: Path) -> list[BidRequest]:
     world = read_world(bench_dir)
     rng = np.random.default_rng(2026)
-    return [wire.to_auction(sample_request(world, rng)) for _ in range(512)]
+    return [sample_auction(world, rng) for _ in range(512)]

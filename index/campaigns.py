@@ -4,10 +4,16 @@ Targeting sets (countries, regions, OS, blocked site categories) are bitsets ove
 code table whose code 0 means "unknown or not listed"; a campaign that targets everyone has every bit
 set, so an unknown value still matches it. Strings live in fixed-width unicode arrays, which numpy saves
 and loads without pickle.
+
+Creatives are columns too, indexed by creative: campaign row i owns creatives creative_offsets[i] to
+creative_offsets[i + 1], in catalog order. What an OpenRTB bid needs of a creative (media type, size,
+mime, duration, protocol, attributes, whether it is secure, its markup) is there, so that the creative
+fitting stage (personabid.decision.creatives) picks one with arrays only.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,17 +23,65 @@ import numpy as np
 from personabid.ctr.features import token
 from personabid.errors import ArtifactError
 
-CODE_TABLES = ("domains", "categories", "countries", "os_names", "sizes", "regions", "site_categories")
+CODE_TABLES = (
+    "domains",
+    "categories",
+    "countries",
+    "os_names",
+    "sizes",
+    "regions",
+    "site_categories",
+    "mimes",
+    "deals",
+    "bundles",
+    "languages",
+)
 DEVICE_TYPES = 9  # OpenRTB devicetype 0 (unknown) to 8
+# The texts of a creative, in the order text_offsets holds them.
+TEXTS = ("markup", "landing", "iurl")
+MARKUP, LANDING, IURL = range(len(TEXTS))
 ANY_DEVICE = np.uint16((1 << DEVICE_TYPES) - 1)
 OTHER = ""  # code 0 of every code table
+# OpenRTB 2.6 bid.mtype of each creative type.
+MTYPES = {"banner": 1, "video": 2, "audio": 3, "native": 4}
+BANNER, VIDEO, AUDIO, NATIVE = 1, 2, 3, 4
+# A namespace name in XML (VAST 4 declares xmlns="http://www.iab.com/VAST") is never fetched.
+_XMLNS = re.compile(r"""\bxmlns(?::[\w.-]+)?\s*=\s*("[^"]*"|'[^']*')""")
 
 
 @dataclass(frozen=True)
 class Creative:
+    """One creative as a catalog states it (validated before it gets here); see catalog.py for the format.
+
+    The markup is `markup` (banner HTML, VAST or DAAST XML of video and audio, the Native 1.2 response
+    object of native as compact JSON) or, for a banner, `image`: the URL of an image the server wraps in
+    a link to `landing`.
+    """
+
     id: str
-    w: int
-    h: int
+    w: int = 0  # 0 when the creative has no size (audio, native, a video without one)
+    h: int = 0
+    type: str = "banner"  # banner, video, audio or native (MTYPES)
+    markup: str = ""
+    image: str = ""  # banner image URL, instead of markup
+    landing: str = ""  # click-through URL
+    mime: str = ""  # video and audio: "video/mp4"
+    duration: int = 0  # video and audio: seconds
+    protocol: int = 0  # video and audio: AdCOM protocol of the VAST (2: VAST 2.0, 3: VAST 3.0, 7: VAST 4.0)
+    attr: tuple[int, ...] = ()  # AdCOM creative attributes (1 to 17), sorted
+    iurl: str = ""  # sample image URL, for the exchange's quality checks
+    ver: str = ""  # native: version of the Native response ("1.2")
+
+    @property
+    def mtype(self) -> int:
+        """OpenRTB 2.6 bid.mtype: 1 banner, 2 video, 3 audio, 4 native."""
+        return MTYPES[self.type]
+
+    @property
+    def secure(self) -> bool:
+        """Whether every URL the creative carries is https or protocol-relative (no "http://")."""
+        text = " ".join((self.markup, self.image, self.landing, self.iurl))
+        return "http://" not in _XMLNS.sub("", text).lower()
 
 
 @dataclass(frozen=True)
@@ -54,6 +108,10 @@ class CampaignSpec:
     blocked_categories: tuple[str, ...] = ()  # site/app categories the campaign must not appear on
     frequency_cap: int = 0  # views per user within frequency_window; 0 means no cap
     frequency_window: float = 86_400.0  # seconds
+    deals: tuple[str, ...] = ()  # deal ids the campaign may buy through
+    deal_only: bool = False  # bids only through one of its deals, never in the open auction
+    bundle: str = ""  # app store bundle advertised (for bapp); "" when none
+    language: str = ""  # ISO 639-1 code of the creatives' language (for wlang); "" when unstated
 
 
 @dataclass(frozen=True)
@@ -81,13 +139,31 @@ class CampaignTable:
     os_bits: np.ndarray  # uint64, (n, words) over os_names
     region_bits: np.ndarray  # uint64, (n, words) over regions
     blocked_site_bits: np.ndarray  # uint64, (n, words) over site_categories; set = blocked
-    size_bits: np.ndarray  # uint64, (n, words) over sizes, the creative sizes the campaign has
+    size_bits: np.ndarray  # uint64, (n, words) over sizes, the banner sizes the campaign has
+    deal_bits: np.ndarray  # uint64, (n, words) over deals, the deals the campaign may buy through
+    deal_only: np.ndarray  # bool, (n,) bids only through one of its deals
+    bundle: np.ndarray  # <U, (n,) app store bundle advertised, "" when none
+    bundle_code: np.ndarray  # int32, (n,) into bundles
+    language_code: np.ndarray  # int32, (n,) into languages; 0 = unstated
     campaign_token: np.ndarray  # uint64, (n,) stable feature tokens
     advertiser_token: np.ndarray
     category_token: np.ndarray
     creative_offsets: np.ndarray  # int64, (n + 1,) CSR into the creative columns
     creative_id: np.ndarray  # <U, (n_creatives,)
-    creative_size: np.ndarray  # int32, (n_creatives,) into sizes
+    creative_size: np.ndarray  # int32, (n_creatives,) into sizes; 0 for all but banners
+    creative_mtype: np.ndarray  # int8, (n_creatives,) OpenRTB mtype: 1 banner, 2 video, 3 audio, 4 native
+    creative_w: np.ndarray  # int32, (n_creatives,) 0 when the creative has no size
+    creative_h: np.ndarray  # int32, (n_creatives,)
+    creative_mime: np.ndarray  # int32, (n_creatives,) into mimes; 0 = none (banner, native)
+    creative_duration: np.ndarray  # int32, (n_creatives,) seconds; 0 = none
+    creative_protocol: np.ndarray  # int32, (n_creatives,) AdCOM protocol; 0 = none
+    creative_secure: np.ndarray  # bool, (n_creatives,) no http:// URL in markup, image, landing, iurl
+    creative_attr_bits: np.ndarray  # uint32, (n_creatives,) bit a set for AdCOM creative attribute a
+    creative_image: np.ndarray  # bool, (n_creatives,) the markup is an image URL to wrap in a link
+    # Each creative's texts, UTF-8 one after another (markup, landing, iurl, see TEXTS): a fixed-width
+    # string column would make every row as wide as the longest VAST document.
+    text_bytes: np.ndarray  # uint8, (total bytes,)
+    text_offsets: np.ndarray  # int64, (len(TEXTS) * n_creatives + 1,) text k of creative i at TEXTS*i+k
     domains: np.ndarray  # <U code table
     categories: np.ndarray  # <U code table
     countries: np.ndarray  # <U code table, [0] = ""
@@ -95,6 +171,10 @@ class CampaignTable:
     sizes: np.ndarray  # <U code table "WxH", [0] = ""
     regions: np.ndarray  # <U code table "USA-CA", [0] = ""
     site_categories: np.ndarray  # <U code table, [0] = ""
+    mimes: np.ndarray  # <U code table "video/mp4", [0] = ""
+    deals: np.ndarray  # <U code table of deal ids, [0] = ""
+    bundles: np.ndarray  # <U code table, [0] = ""
+    languages: np.ndarray  # <U code table "en", [0] = ""
 
     def __len__(self) -> int:
         return len(self.campaign_id)
@@ -107,13 +187,17 @@ class CampaignTable:
             object.__setattr__(self, "_lookups", lookups)
         return lookups[table].get(value, 0)
 
+    def creative_text(self, creative: int, text: int) -> str:
+        """Text `text` (MARKUP, LANDING or IURL) of creative `creative`; "" when it has none."""
+        at = len(TEXTS) * creative + text
+        start, stop = int(self.text_offsets[at]), int(self.text_offsets[at + 1])
+        return self.text_bytes[start:stop].tobytes().decode()
+
     def creative_for(self, row: int, size_code: int) -> int:
-        """Index of the campaign's first creative of that size (any size when size_code is 0), or -1."""
-        start, stop = self.creative_offsets[row], self.creative_offsets[row + 1]
-        if size_code == 0:
-            return int(start) if stop > start else -1
-        for i in range(start, stop):
-            if self.creative_size[i] == size_code:
+        """Index of the campaign's first banner creative of that size (any size when size_code is 0), or
+        -1. (personabid.decision.creatives.fit judges every media type.)"""
+        for i in range(self.creative_offsets[row], self.creative_offsets[row + 1]):
+            if self.creative_mtype[i] == BANNER and (size_code == 0 or self.creative_size[i] == size_code):
                 return int(i)
         return -1
 
@@ -125,6 +209,12 @@ class CampaignTable:
     def load(cls, path: Path) -> CampaignTable:
         try:
             with np.load(path, allow_pickle=False) as data:
+                missing = [f.name for f in fields(cls) if f.name not in data.files]
+                if missing:
+                    raise ArtifactError(
+                        f"{path}: the campaign table lacks column(s) {', '.join(missing)}: it was written "
+                        "by an older personabid; rebuild the index with `personabid index build`"
+                    )
                 columns = {f.name: data[f.name] for f in fields(cls)}
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"{path}: unreadable campaign table: {exc}") from exc
@@ -133,12 +223,17 @@ class CampaignTable:
         return table
 
     def check(self) -> None:
+        """ArtifactError unless every column has its length, and the kernels' columns their dtype."""
         n = len(self.campaign_id)
         for f in fields(self):
             column = getattr(self, f.name)
-            if f.name in {"creative_offsets"}:
+            if f.name == "creative_offsets":
                 expected = n + 1
-            elif f.name in {"creative_id", "creative_size"}:
+            elif f.name == "text_offsets":
+                expected = len(TEXTS) * len(self.creative_id) + 1
+            elif f.name == "text_bytes":
+                expected = int(self.text_offsets[-1]) if len(self.text_offsets) else 0
+            elif f.name.startswith("creative_"):
                 expected = len(self.creative_id)
             elif f.name in CODE_TABLES:
                 continue
@@ -146,6 +241,31 @@ class CampaignTable:
                 expected = n
             if len(column) != expected:
                 raise ArtifactError(f"campaign column {f.name} has {len(column)} rows, expected {expected}")
+            dtype = KERNEL_DTYPES.get(f.name)
+            if dtype is not None and column.dtype != dtype:
+                raise ArtifactError(f"campaign column {f.name} is {column.dtype}, expected {np.dtype(dtype)}")
+
+
+# The columns the Numba kernels read, whose dtype a kernel relies on.
+KERNEL_DTYPES: dict[str, type[np.generic]] = {
+    "creative_offsets": np.int64,
+    "creative_mtype": np.int8,
+    "creative_w": np.int32,
+    "creative_h": np.int32,
+    "creative_mime": np.int32,
+    "creative_duration": np.int32,
+    "creative_protocol": np.int32,
+    "creative_secure": np.bool_,
+    "creative_attr_bits": np.uint32,
+}
+
+
+def _packed_texts(texts: Sequence[tuple[str, str, str]]) -> dict[str, np.ndarray]:
+    """The text_bytes and text_offsets columns of each creative's (markup, landing, iurl)."""
+    encoded = [t.encode() for triple in texts for t in triple]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    return {"text_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), "text_offsets": offsets}
 
 
 def bitset(code_lists: Sequence[Sequence[int]], n_codes: int) -> np.ndarray:
@@ -183,9 +303,14 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
     )
     countries, country_code = _code_table({c for s in specs for c in s.countries})
     os_names, os_code = _code_table({o for s in specs for o in s.os})
-    sizes, size_code = _code_table({f"{c.w}x{c.h}" for s in specs for c in s.creatives})
+    sizes, size_code = _code_table({f"{c.w}x{c.h}" for s in specs for c in s.creatives if c.mtype == BANNER})
     regions, region_code = _code_table({r for s in specs for r in s.regions})
     site_categories, site_code = _code_table({c for s in specs for c in s.blocked_categories})
+    mimes, mime_code = _code_table({c.mime for s in specs for c in s.creatives})
+    deals, deal_code = _code_table({d for s in specs for d in s.deals})
+    bundles, bundle_code = _code_table({s.bundle for s in specs})
+    languages, language_code = _code_table({s.language for s in specs})
+    creatives = [c for s in specs for c in s.creatives]
 
     def every(n: int) -> list[int]:
         return list(range(n))
@@ -208,7 +333,9 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
     blocked_site_bits = bitset(
         [[site_code[c] for c in s.blocked_categories] for s in specs], len(site_categories)
     )
-    size_bits = bitset([[size_code[f"{c.w}x{c.h}"] for c in s.creatives] for s in specs], len(sizes))
+    size_bits = bitset(
+        [[size_code[f"{c.w}x{c.h}"] for c in s.creatives if c.mtype == BANNER] for s in specs], len(sizes)
+    )
     offsets = np.zeros(len(specs) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(s.creatives) for s in specs])
     personas = np.concatenate([np.asarray(s.personas, dtype=np.float32) for s in specs])
@@ -236,14 +363,29 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
         region_bits=region_bits,
         blocked_site_bits=blocked_site_bits,
         size_bits=size_bits,
+        deal_bits=bitset([[deal_code[d] for d in s.deals] for s in specs], len(deals)),
+        deal_only=np.array([s.deal_only for s in specs], dtype=bool),
+        bundle=np.array([s.bundle for s in specs], dtype=str),
+        bundle_code=np.array([bundle_code[s.bundle] for s in specs], dtype=np.int32),
+        language_code=np.array([language_code[s.language] for s in specs], dtype=np.int32),
         campaign_token=np.array([token(s.id) for s in specs], dtype=np.uint64),
         advertiser_token=np.array([token(s.advertiser) for s in specs], dtype=np.uint64),
         category_token=np.array([token(s.category) for s in specs], dtype=np.uint64),
         creative_offsets=offsets,
-        creative_id=np.array([c.id for s in specs for c in s.creatives], dtype=str),
+        creative_id=np.array([c.id for c in creatives], dtype=str),
         creative_size=np.array(
-            [size_code[f"{c.w}x{c.h}"] for s in specs for c in s.creatives], dtype=np.int32
+            [size_code[f"{c.w}x{c.h}"] if c.mtype == BANNER else 0 for c in creatives], dtype=np.int32
         ),
+        creative_mtype=np.array([c.mtype for c in creatives], dtype=np.int8),
+        creative_w=np.array([c.w for c in creatives], dtype=np.int32),
+        creative_h=np.array([c.h for c in creatives], dtype=np.int32),
+        creative_mime=np.array([mime_code[c.mime] for c in creatives], dtype=np.int32),
+        creative_duration=np.array([c.duration for c in creatives], dtype=np.int32),
+        creative_protocol=np.array([c.protocol for c in creatives], dtype=np.int32),
+        creative_secure=np.array([c.secure for c in creatives], dtype=bool),
+        creative_attr_bits=np.array([sum(1 << a for a in set(c.attr)) for c in creatives], dtype=np.uint32),
+        creative_image=np.array([bool(c.image) for c in creatives], dtype=bool),
+        **_packed_texts([(c.image or c.markup, c.landing, c.iurl) for c in creatives]),
         domains=domains,
         categories=categories,
         countries=countries,
@@ -251,6 +393,10 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
         sizes=sizes,
         regions=regions,
         site_categories=site_categories,
+        mimes=mimes,
+        deals=deals,
+        bundles=bundles,
+        languages=languages,
     )
     table.check()
     return table, personas, persona_rows

@@ -12,9 +12,38 @@ One campaign per JSON line:
 
 `persona` is exactly one of `{"tags": {tag: weight}}`, `{"vector": [one weight per vocabulary tag]}` or
 `{"seed_audience": "path"}` (lookalike: a file of user profiles, see lookalike.py; relative to the
-catalog), or a list of such objects for a campaign with several personas. CSV has one column per
-field; lists are `;`-separated, creatives are `id:WxH:adomain:category`, `persona_tags` is
-`tag=weight;...`, `persona_vector` is `w;w;...`, `frequency_cap` is `count/hours`, dates are ISO 8601.
+catalog), or a list of such objects for a campaign with several personas.
+
+Optional campaign fields for OpenRTB deals and blocking: `deals` (deal ids the campaign may buy through),
+`deal_only` (true: it bids only through one of its deals; false by default), `bundle` (the app store
+bundle it advertises, matched against bapp) and `language` (ISO 639-1 code of its creatives, "en",
+matched against wlang).
+
+Creatives. Every creative has `id`, `adomain` and `category` (an IAB content category; one adomain and
+one category per campaign), optionally `attr` (AdCOM creative attributes, whole numbers 1 to 17) and
+`iurl` (a sample image URL), and a `type` (banner when absent) with its own fields (URLs are https://,
+http:// or protocol-relative //):
+
+    banner  `size` "WxH"; exactly one of `markup` (HTML) or `image` (an image URL, which the server
+            wraps in a link to `landing`); `landing` (click-through URL, required with `image`)
+    video   `mime` ("video/mp4"), `duration` (whole seconds > 0), `protocol` (AdCOM protocol of the
+            VAST, 1 to 12: 2 VAST 2.0, 3 VAST 3.0, 7 VAST 4.0...), `vast` (the VAST XML document),
+            optionally `size` "WxH"
+    audio   `mime` ("audio/mp4"), `duration`, `protocol`, `vast` (a VAST or DAAST XML document)
+    native  `native` (the `native` object of an OpenRTB Native 1.2 response: `assets`, a non-empty
+            list, `link` with its `url`, trackers...), optionally `ver` ("1.2", the default)
+
+    {"id": "cr-2", "type": "video", "mime": "video/mp4", "duration": 30, "protocol": 3,
+     "vast": "<VAST version=\"3.0\">...</VAST>", "adomain": "acme.example", "category": "IAB2-1"}
+
+A creative is secure (served where an impression requires https) when none of its markup and URLs holds
+"http://"; that is derived, never stated. A field of another type (`vast` on a banner) is an error.
+
+CSV has one column per field; lists are `;`-separated, `persona_tags` is `tag=weight;...`,
+`persona_vector` is `w;w;...`, `frequency_cap` is `count/hours`, dates are ISO 8601, `deal_only` is
+true or false. The `creatives` column holds the creatives as a JSON array of the objects above. The
+older short form `id:WxH:adomain:category;...` still parses, but it has no room for markup: each such
+creative is reported as `creatives[i].markup`.
 
 Only active campaigns are indexed; paused and ended ones are counted and left out.
 """
@@ -27,15 +56,16 @@ import hashlib
 import json
 import math
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from personabid.ctr.features import token
-from personabid.index.campaigns import DEVICE_TYPES, CampaignSpec, Creative
+from personabid.index.campaigns import DEVICE_TYPES, MTYPES, CampaignSpec, Creative
 from personabid.index.lookalike import lookalike_personas, read_seed_audience
 from personabid.index.vocab import Vocabulary
 
@@ -45,6 +75,20 @@ SIZE = re.compile(r"^(\d{1,4})x(\d{1,4})$")
 COUNTRY = re.compile(r"^[A-Z]{3}$")
 REGION = re.compile(r"^[A-Z]{3}-[A-Z0-9]{1,3}$")
 CATEGORY = re.compile(r"^IAB\d{1,2}(-\d{1,2})?$")
+MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+URL = re.compile(r"^(https?:)?//[^\s/?#]+\S*$", re.IGNORECASE)
+LANGUAGE = re.compile(r"^[a-z]{2}$")
+PROTOCOLS = range(1, 13)  # AdCOM list "Creative Subtypes - Audio/Video" (VAST 1.0 to VAST 4.2 wrapper)
+ATTRIBUTES = range(1, 18)  # AdCOM list "Creative Attributes"
+NATIVE_VERSIONS = ("1.1", "1.2")
+# The markup and media fields each creative type takes; the same field on another type is an error.
+TYPE_FIELDS = {
+    "banner": ("size", "markup", "image", "landing"),
+    "video": ("size", "mime", "duration", "protocol", "vast"),
+    "audio": ("mime", "duration", "protocol", "vast"),
+    "native": ("native", "ver"),
+}
+XML_ROOTS = {"video": ("VAST",), "audio": ("VAST", "DAAST")}
 
 
 @dataclass(frozen=True)
@@ -162,13 +206,9 @@ def _split(value: str | None) -> list[str]:
 def _from_csv(row: dict[str, str]) -> dict[str, Any]:
     record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
     record["schedule"] = {k: record.pop(k) for k in ("start", "end") if k in record}
-    creatives = []
-    for text in _split(row.get("creatives")):
-        parts = text.split(":")
-        if len(parts) != 4:
-            raise _Invalid("creatives", f"{text!r}: expected id:WxH:adomain:category")
-        creatives.append(dict(zip(("id", "size", "adomain", "category"), parts, strict=True)))
-    record["creatives"] = creatives
+    record["creatives"] = _csv_creatives(row.get("creatives") or "")
+    if "deals" in record:
+        record["deals"] = _split(record["deals"])
     record["targeting"] = {
         "countries": _split(row.get("countries")),
         "regions": _split(row.get("regions")),
@@ -195,6 +235,24 @@ def _from_csv(row: dict[str, str]) -> dict[str, Any]:
         record.pop(key, None)
     record["persona"] = persona
     return record
+
+
+def _csv_creatives(text: str) -> list[Any]:
+    if text.lstrip().startswith("["):
+        try:
+            creatives = json.loads(text)
+        except ValueError as exc:
+            raise _Invalid("creatives", f"not a JSON array of creatives: {exc}") from None
+        if not isinstance(creatives, list):
+            raise _Invalid("creatives", "not a JSON array of creatives")
+        return creatives
+    short = []
+    for part in _split(text):
+        parts = part.split(":")
+        if len(parts) != 4:
+            raise _Invalid("creatives", f"{part!r}: expected id:WxH:adomain:category or a JSON array")
+        short.append(dict(zip(("id", "size", "adomain", "category"), parts, strict=True)))
+    return short
 
 
 def _number(record: dict[str, Any], name: str, default: float | None = None) -> float:
@@ -270,6 +328,16 @@ def _campaign(
     device_types = _device_types(targeting.get("device_types"))
     blocked = _codes(record.get("blocked_categories"), "blocked_categories", CATEGORY, str)
     cap, window = _frequency_cap(record.get("frequency_cap"))
+    deals = _deals(record.get("deals"))
+    deal_only = _flag(record.get("deal_only"), "deal_only")
+    if deal_only and not deals:
+        raise _Invalid("deal_only", "true, but deals lists no deal to bid through")
+    bundle = _optional_text(record, "bundle")
+    if any(c.isspace() for c in bundle):
+        raise _Invalid("bundle", f"{bundle!r} is not an app store bundle")
+    language = _optional_text(record, "language").lower()
+    if language and not LANGUAGE.match(language):
+        raise _Invalid("language", f"{record['language']!r} is not an ISO 639-1 code (two letters)")
     personas = _personas(record.get("persona"), vocab, base, hash_unknown, unknown)
     return CampaignSpec(
         id=campaign_id,
@@ -292,7 +360,36 @@ def _campaign(
         blocked_categories=blocked,
         frequency_cap=cap,
         frequency_window=window,
+        deals=deals,
+        deal_only=deal_only,
+        bundle=bundle,
+        language=language,
     )
+
+
+def _optional_text(record: dict[str, Any], name: str) -> str:
+    return "" if record.get(name) in (None, "") else _text(record, name)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value in (None, ""):
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise _Invalid(name, f"{value!r} is not true or false")
+
+
+def _deals(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _Invalid("deals", f"{value!r} is not a list of deal ids")
+    for i, deal in enumerate(value):
+        if not isinstance(deal, str) or not deal.strip():
+            raise _Invalid(f"deals[{i}]", f"{deal!r} is not a non-empty string")
+    return tuple(dict.fromkeys(deal.strip() for deal in value))
 
 
 def _frequency_cap(value: Any) -> tuple[int, float]:
@@ -326,9 +423,13 @@ def _creatives(value: Any) -> tuple[tuple[Creative, ...], str, str]:
         creative_id = _text(item, "id") if item.get("id") else ""
         if not creative_id:
             raise _Invalid(f"{where}.id", "missing")
-        size = SIZE.match(str(item.get("size", "")))
-        if not size or int(size.group(1)) == 0 or int(size.group(2)) == 0:
-            raise _Invalid(f"{where}.size", f"{item.get('size')!r} is not WxH")
+        kind = item.get("type", "banner")
+        if kind not in MTYPES:
+            raise _Invalid(f"{where}.type", f"{kind!r} is not one of {tuple(MTYPES)}")
+        for name in sorted({f for fields in TYPE_FIELDS.values() for f in fields} - set(TYPE_FIELDS[kind])):
+            if item.get(name) not in (None, ""):
+                raise _Invalid(f"{where}.{name}", f"not a field of a {kind} creative")
+        w, h = _size(item, where, required=kind == "banner")
         category = str(item.get("category", ""))
         if not CATEGORY.match(category):
             raise _Invalid(f"{where}.category", f"{category!r} is not an IAB category")
@@ -337,11 +438,117 @@ def _creatives(value: Any) -> tuple[tuple[Creative, ...], str, str]:
             raise _Invalid(f"{where}.adomain", f"{item.get('adomain')!r} is not a domain")
         domains.add(adomain)
         categories.add(category)
-        creatives.append(Creative(creative_id, int(size.group(1)), int(size.group(2))))
+        attr = _attributes(item.get("attr"), f"{where}.attr")
+        creative = Creative(creative_id, w, h, kind, attr=attr, iurl=_url(item, "iurl", where, False))
+        if kind == "banner":
+            creatives.append(_banner_markup(item, where, creative))
+        elif kind == "native":
+            creatives.append(_native(item, where, creative))
+        else:
+            creatives.append(_playback(item, where, creative))
     # Blocking (badv, bcat) works per campaign in this format version.
     if len(domains) > 1 or len(categories) > 1:
         raise _Invalid("creatives", "all creatives of a campaign must share one adomain and one category")
     return tuple(creatives), domains.pop(), categories.pop()
+
+
+def _size(item: dict[str, Any], where: str, required: bool) -> tuple[int, int]:
+    if not required and item.get("size") in (None, ""):
+        return 0, 0
+    size = SIZE.match(str(item.get("size", "")))
+    if not size or int(size.group(1)) == 0 or int(size.group(2)) == 0:
+        raise _Invalid(f"{where}.size", f"{item.get('size')!r} is not WxH")
+    return int(size.group(1)), int(size.group(2))
+
+
+def _url(item: dict[str, Any], name: str, where: str, required: bool) -> str:
+    value = item.get(name)
+    if value in (None, "") and not required:
+        return ""
+    if not isinstance(value, str) or not URL.match(value.strip()):
+        raise _Invalid(f"{where}.{name}", "missing" if value is None else f"{value!r} is not a URL")
+    return value.strip()
+
+
+def _banner_markup(item: dict[str, Any], where: str, creative: Creative) -> Creative:
+    forms = [k for k in ("markup", "image") if item.get(k) not in (None, "")]
+    if len(forms) != 1:
+        given = "both" if forms else "neither"
+        raise _Invalid(f"{where}.markup", f"give exactly one of markup (HTML) or image (a URL), not {given}")
+    if forms[0] == "image":
+        image, landing = _url(item, "image", where, True), _url(item, "landing", where, True)
+        return replace(creative, image=image, landing=landing)
+    markup = item["markup"]
+    if not isinstance(markup, str) or not markup.strip():
+        raise _Invalid(f"{where}.markup", f"{markup!r} is not HTML")
+    return replace(creative, markup=markup, landing=_url(item, "landing", where, False))
+
+
+def _playback(item: dict[str, Any], where: str, creative: Creative) -> Creative:
+    """`creative` with the fields of a video or audio creative."""
+    kind = creative.type
+    mime = str(item.get("mime") or "").strip().lower()
+    if not MIME.match(mime):
+        raise _Invalid(f"{where}.mime", "missing" if not mime else f"{item['mime']!r} is not type/subtype")
+    duration = _whole(item.get("duration"), f"{where}.duration", range(1, 2**31))
+    protocol = _whole(item.get("protocol"), f"{where}.protocol", PROTOCOLS)
+    vast = item.get("vast")
+    if not isinstance(vast, str) or not vast.strip():
+        raise _Invalid(f"{where}.vast", "missing" if vast is None else f"{vast!r} is not a VAST document")
+    try:
+        root = ET.fromstring(vast).tag.rpartition("}")[2]
+    except ET.ParseError as exc:
+        raise _Invalid(f"{where}.vast", f"not well-formed XML: {exc}") from None
+    if root not in XML_ROOTS[kind]:
+        raise _Invalid(
+            f"{where}.vast", f"the document is <{root}>, expected <{'> or <'.join(XML_ROOTS[kind])}>"
+        )
+    return replace(creative, mime=mime, duration=duration, protocol=protocol, markup=vast)
+
+
+def _native(item: dict[str, Any], where: str, creative: Creative) -> Creative:
+    native = item.get("native")
+    if not isinstance(native, dict):
+        raise _Invalid(
+            f"{where}.native", "missing" if native is None else "must be a Native 1.2 response object"
+        )
+    assets = native.get("assets")
+    if not isinstance(assets, list) or not assets:
+        raise _Invalid(f"{where}.native.assets", "must be a non-empty list of assets")
+    link = native.get("link")
+    url = link.get("url") if isinstance(link, dict) else None
+    if not isinstance(url, str) or not URL.match(url.strip()):
+        raise _Invalid(f"{where}.native.link.url", "missing" if url is None else f"{url!r} is not a URL")
+    ver = str(item.get("ver") or "1.2")
+    if ver not in NATIVE_VERSIONS:
+        raise _Invalid(f"{where}.ver", f"{ver!r} is not one of {NATIVE_VERSIONS}")
+    markup = json.dumps(native, separators=(",", ":"), ensure_ascii=False)
+    return replace(creative, markup=markup, ver=ver)
+
+
+def _whole(value: Any, name: str, allowed: range) -> int:
+    if value is None or value == "":
+        raise _Invalid(name, "missing")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        number = None
+    else:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None:
+        raise _Invalid(name, f"{value!r} is not a whole number")
+    if number not in allowed:
+        raise _Invalid(name, f"{number} is outside {allowed.start} to {allowed.stop - 1}")
+    return number
+
+
+def _attributes(value: Any, name: str) -> tuple[int, ...]:
+    if value in (None, ""):
+        return ()
+    if not isinstance(value, list):
+        raise _Invalid(name, f"{value!r} is not a list of creative attributes")
+    return tuple(sorted({_whole(a, name, ATTRIBUTES) for a in value}))
 
 
 def _codes(value: Any, name: str, pattern: re.Pattern[str], normalise: Any) -> tuple[str, ...]:
@@ -458,10 +665,7 @@ def write_catalog(specs: list[CampaignSpec], vocab: Vocabulary, path: Path) -> N
                 "max_bid": s.max_bid,
                 "currency": s.currency,
                 "min_match": s.min_match,
-                "creatives": [
-                    {"id": c.id, "size": f"{c.w}x{c.h}", "adomain": s.adomain, "category": s.category}
-                    for c in s.creatives
-                ],
+                "creatives": [_creative_record(c, s) for c in s.creatives],
                 "targeting": {
                     "countries": list(s.countries),
                     "regions": list(s.regions),
@@ -477,5 +681,26 @@ def write_catalog(specs: list[CampaignSpec], vocab: Vocabulary, path: Path) -> N
                 "persona": [persona(v) for v in s.personas]
                 if len(s.personas) > 1
                 else persona(s.personas[0]),
+                "deals": list(s.deals) or None,
+                "deal_only": s.deal_only or None,
+                "bundle": s.bundle or None,
+                "language": s.language or None,
             }
+            record = {k: v for k, v in record.items() if v is not None or k == "frequency_cap"}
             handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _creative_record(c: Creative, spec: CampaignSpec) -> dict[str, Any]:
+    """A creative as the catalog states it: the fields of its type, without those left empty."""
+    record: dict[str, Any] = {"id": c.id, "type": c.type}
+    if c.w and c.h:
+        record["size"] = f"{c.w}x{c.h}"
+    if c.type == "native":
+        record["native"] = json.loads(c.markup) if c.markup else None
+        record["ver"] = c.ver
+    elif c.type in ("video", "audio"):
+        record.update(mime=c.mime, duration=c.duration, protocol=c.protocol, vast=c.markup)
+    else:
+        record.update(markup=c.markup, image=c.image, landing=c.landing)
+    record.update(adomain=spec.adomain, category=spec.category, attr=list(c.attr), iurl=c.iurl)
+    return {k: v for k, v in record.items() if v not in (None, "", [])}

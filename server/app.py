@@ -1,4 +1,4 @@
-"""The serving process: gRPC (Bidder, health, reflection) and Prometheus metrics over HTTP.
+"""The serving process: gRPC (Bidder, health, reflection), the OpenRTB HTTP door, and Prometheus metrics.
 
 The server listens at once and reports NOT_SERVING while it loads the index and model and compiles the
 kernels; then it swaps in a Decider and reports SERVING. On SIGTERM or SIGINT it reports NOT_SERVING,
@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,20 +20,26 @@ from wsgiref.simple_server import WSGIServer
 
 import faiss
 import grpc
+import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
 
 from personabid.admin import AdminServicer
+from personabid.auction import Auctioneer
 from personabid.bidrecord import BidRecord
 from personabid.config import Settings
+from personabid.decision.currency import Currencies
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decoding import OnUndecodable, add_tolerant_servicer
 from personabid.errors import ConfigError
 from personabid.eventlog import EventLog
+from personabid.httpdoor import HttpDoor
+from personabid.lograte import RateLimitFilter
 from personabid.notifications import Notifier
 from personabid.privacy import Pseudonymizer
 from personabid.reload import Reloader
+from personabid.respond import Responder
 from personabid.servicer import BidderServicer
 from personabid.spend.control import Notification, SpendControl, SpendSettings
 from personabid.spend.redis_store import RedisStore
@@ -86,7 +94,12 @@ class BidServer:
         self.serves_admin = admin  # of several workers only one serves Admin (server/workers.py)
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.decision_settings = DecisionSettings(top_k=settings.top_k, min_tmax_ms=settings.min_tmax_ms)
+        self.decision_settings = DecisionSettings(
+            top_k=settings.top_k,
+            min_tmax_ms=settings.min_tmax_ms,
+            currencies=Currencies(settings.currencies),
+            seat=settings.seat,
+        )
         limits = StoreLimits(
             max_pending=settings.max_pending_bids,
             max_frequency_keys=settings.max_frequency_keys,
@@ -119,6 +132,7 @@ class BidServer:
         self.server: grpc.aio.Server | None = None
         self.admin: grpc.aio.Server | None = None
         self.grpc_port = 0
+        self.http_port = 0
         self.metrics_port = 0
         self.admin_port = 0
         self._metrics_httpd: WSGIServer | None = None
@@ -127,6 +141,11 @@ class BidServer:
         self._refresh: asyncio.Task[None] | None = None
         self.event_log: EventLog | None = None
         self.bidder: BidderServicer | None = None
+        self.auctioneer: Auctioneer | None = None
+        self.serving = False  # loaded and not stopping: what health checks report
+        self.http: uvicorn.Server | None = None
+        self._http_socket: socket.socket | None = None
+        self._http_ticks: asyncio.Task[None] | None = None
         self._decisions = (
             ThreadPoolExecutor(settings.decision_threads, thread_name_prefix="decide")
             if settings.decision_threads > 0
@@ -145,15 +164,20 @@ class BidServer:
         pseudonym = Pseudonymizer.from_environment(self.settings.key_file)
         self.event_log = EventLog(self.settings.events)
         server = grpc.aio.server(options=server_options(self.settings))
-        bidder = BidderServicer(
-            lambda: self.reloader.decider,
-            self.metrics,
-            pseudonym,
+        self._http_socket = listen(self.settings.http_addr, reuse_port=self.settings.workers > 1)
+        self.http_port = int(self._http_socket.getsockname()[1])
+        host, _ = split_addr(self.settings.http_addr)
+        responder = Responder(
             self.settings.seat,
-            Notifier(self.spend, self._record_event, self.metrics.observe_notification),
-            executor=self._decisions,
+            self.settings.notice_base_url or f"http://{_url_host(host)}:{self.http_port}",
+            pseudonym.signing_key(),
         )
-        self.bidder = bidder
+        auctioneer = Auctioneer(
+            lambda: self.reloader.decider, self.metrics, pseudonym, responder, executor=self._decisions
+        )
+        notifier = Notifier(self.spend, self._record_event, self.metrics.observe_notification)
+        bidder = BidderServicer(auctioneer, self.metrics, notifier)
+        self.bidder, self.auctioneer = bidder, auctioneer
         refuse = bidder.refuse_undecodable
         add_tolerant_servicer(
             bidder_pb2_grpc.add_BidderServicer_to_server, bidder, server, refuse, streams_answer=True
@@ -191,7 +215,42 @@ class BidServer:
         if admin is not None:
             await admin.start()
         self.server, self.admin = server, admin
-        log.info("listening: grpc port %d, metrics port %d; loading", self.grpc_port, self.metrics_port)
+        door = HttpDoor(auctioneer, notifier, pseudonym.signing_key(), self.metrics, lambda: self.serving)
+        await self._start_http(door)
+        log.info(
+            "listening: grpc port %d, http port %d, metrics port %d; loading",
+            self.grpc_port,
+            self.http_port,
+            self.metrics_port,
+        )
+
+    async def _start_http(self, door: HttpDoor) -> None:
+        """uvicorn on the socket bound in start(), on this event loop. Its startup and shutdown are called
+        directly: its serve() would install signal handlers of its own, and this process stops in three
+        steps of its own (stop())."""
+        config = uvicorn.Config(
+            door,
+            http="httptools",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            # Exchanges keep connections open between auctions; a minute outlasts their idle pools.
+            timeout_keep_alive=60,
+            timeout_graceful_shutdown=math.ceil(self.settings.grace_seconds),
+        )
+        config.load()
+        # uvicorn logs each malformed HTTP request it turns away (400): lines any client can cause.
+        for name in ("uvicorn", "uvicorn.error"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RateLimitFilter) for f in logger.filters):
+                logger.addFilter(RateLimitFilter())
+        http = uvicorn.Server(config)
+        http.lifespan = config.lifespan_class(config)
+        assert self._http_socket is not None
+        await http.startup(sockets=[self._http_socket])
+        self.http = http
+        self._http_ticks = asyncio.create_task(http.main_loop())  # the Date header, once a second
 
     async def load(self) -> None:
         """Load the index and model, compile the kernels, then serve; then watch for new versions."""
@@ -200,12 +259,14 @@ class BidServer:
         for service in (SERVICE_NAME, ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.ready.set(1)
+        self.serving = True
         manifest = decider.snapshot.bundle.manifest
         log.info(
-            "personabid ready: grpc=%s metrics=%s admin=%s campaigns=%d index=%s (%s) model=%s, "
+            "personabid ready: grpc=%s metrics=%s http=%s admin=%s campaigns=%d index=%s (%s) model=%s, "
             "loaded in %.1fs",
             _with_port(self.settings.grpc_addr, self.grpc_port),
             _with_port(self.settings.metrics_addr, self.metrics_port),
+            _with_port(self.settings.http_addr, self.http_port),
             _with_port(self.settings.admin_addr, self.admin_port) if self.serves_admin else "-",
             manifest.campaigns,
             decider.snapshot.bundle.version,
@@ -236,7 +297,9 @@ class BidServer:
 
     def _record_event(self, note: Notification, record: BidRecord | None) -> None:
         if note.type in ("win", "impression"):
-            price = note.price or ((record.price or 0.0) if record is not None else 0.0)
+            bid = (record.price or 0.0) if record is not None else 0.0
+            # As the store charges it: the clearing price, never more than the bid when the bid is known.
+            price = min(note.price, bid) if note.price and bid else (note.price or bid)
             self.metrics.spend.inc(price / 1000.0)
         if self.event_log is not None:
             self.event_log.record(note, record)
@@ -254,16 +317,27 @@ class BidServer:
         """
         await self.health.enter_graceful_shutdown()
         self.metrics.ready.set(0)
-        if self.bidder is not None:
-            await self._drain(self.bidder, self.settings.drain_seconds if drain is None else drain)
+        self.serving = False
+        if self.auctioneer is not None and self.bidder is not None:
+            await self._drain(
+                self.auctioneer, self.bidder, self.settings.drain_seconds if drain is None else drain
+            )
             # What still arrives is refused at once, which keeps grpc's queue of calls not yet handed to
             # the service short when the transport stops (those it cancels: README, Stopping).
-            self.bidder.closing = True
-            await self._drain(self.bidder, DRAIN_QUIET * 2)
+            self.auctioneer.closing = True
+            await self._drain(self.auctioneer, self.bidder, DRAIN_QUIET * 2)
         self._stopping.set()
         for task in (self._watch, self._refresh):
             if task is not None:
                 await task
+        if self.http is not None:
+            self.http.should_exit = True
+            if self._http_ticks is not None:
+                await self._http_ticks
+            # Closes the listener and idle connections; requests in flight get the grace period.
+            await self.http.shutdown()
+        if self._http_socket is not None:
+            self._http_socket.close()
         if self.server is not None:
             await self.server.stop(self.settings.grace_seconds if grace is None else grace)
         if self.admin is not None:
@@ -278,13 +352,38 @@ class BidServer:
         log.info("stopped")
 
     @staticmethod
-    async def _drain(bidder: BidderServicer, limit: float) -> None:
+    async def _drain(auctioneer: Auctioneer, bidder: BidderServicer, limit: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         while loop.time() < deadline:
-            if bidder.in_flight == 0 and time.monotonic() - bidder.last_arrival >= DRAIN_QUIET:
+            quiet = time.monotonic() - auctioneer.last_arrival >= DRAIN_QUIET
+            if auctioneer.in_flight == 0 and bidder.in_flight == 0 and quiet:
                 return
             await asyncio.sleep(DRAIN_POLL)
+
+
+def listen(addr: str, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to `addr` (HOST:PORT; port 0 picks a free one). Several workers (workers.py)
+    each bind the same port with SO_REUSEPORT; with one it stays off, so a taken port is an error."""
+    host, port = split_addr(addr)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP given, not left to default: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+    # sockets made so, and accepted connections inherit it. Without it every answer on a kept-alive
+    # connection waits for the client's delayed ACK, 40 ms (uvicorn writes a head and a body).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on http_addr={addr}: {exc.strerror}") from None
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _with_port(addr: str, port: int) -> str:

@@ -21,6 +21,8 @@ from personabid.config import Settings, load_settings
 from personabid.errors import PersonabidError
 
 DEFAULT_ADDR = Settings.grpc_addr
+HTTP_ADDR_ENV = "PERSONABID_HTTP_ADDR"
+HTTP_BID_PATH = "/openrtb2/bid"  # the door's (httpdoor.BID_PATH), not imported: the CLI loads lazily
 ADDR_ENV = "PERSONABID_GRPC_ADDR"
 # The offline tools, by subcommand: each module registers its subcommands beside the code they drive. A
 # command line imports only the tool it names, so that `personabid serve` loads no index build or training
@@ -81,6 +83,10 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--grpc-addr", help=f"gRPC listen address (env PERSONABID_GRPC_ADDR; default {DEFAULT_ADDR})"
     )
     serve.add_argument(
+        "--http-addr",
+        help=f"OpenRTB HTTP door's listen address (env {HTTP_ADDR_ENV}; default {Settings.http_addr})",
+    )
+    serve.add_argument(
         "--metrics-addr",
         help=f"metrics listen address (env PERSONABID_METRICS_ADDR; default {Settings.metrics_addr})",
     )
@@ -135,8 +141,9 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     call = commands.add_parser(
         "call",
         help="send one bid request and print the response",
-        description="Send a BidRequest given as JSON (a file, or - for standard input), or with --sample "
-        "one for a random user of the demo world, and print the BidResponse as JSON.",
+        description="Send a BidRequest given as OpenRTB 2.5/2.6 JSON (a file, or - for standard input), or "
+        "with --sample one for a random user of the demo world, over gRPC or (--http) to the HTTP door, and "
+        "print the BidResponse as JSON.",
     )
     call.add_argument("request", nargs="?", help="JSON request file, or - for standard input")
     call.add_argument("--sample", action="store_true", help="a request for a random demo-world user")
@@ -150,7 +157,16 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     call.add_argument(
         "--dry-run", action="store_true", help="print the request as JSON instead of sending it"
     )
-    call.add_argument("--addr", help=f"server address (else ${ADDR_ENV}, else {DEFAULT_ADDR})")
+    call.add_argument(
+        "--http",
+        action="store_true",
+        help=f"POST the JSON to the HTTP door ({HTTP_BID_PATH}) instead of calling gRPC",
+    )
+    call.add_argument(
+        "--addr",
+        help=f"server address (else ${ADDR_ENV}, else {DEFAULT_ADDR}; with --http: else "
+        f"${HTTP_ADDR_ENV}, else {Settings.http_addr})",
+    )
     call.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
     call.set_defaults(run=_call)
 
@@ -196,6 +212,7 @@ def _tools(argv: Sequence[str], serving: Mapping[str, object]) -> list[str]:
 def _serve(args: argparse.Namespace) -> int:
     flags = {
         "grpc_addr": args.grpc_addr,
+        "http_addr": args.http_addr,
         "metrics_addr": args.metrics_addr,
         "admin_addr": args.admin_addr,
         "watch_seconds": args.watch_seconds,
@@ -240,6 +257,8 @@ def _addr(args: argparse.Namespace) -> str:
 
 def _call(args: argparse.Namespace) -> int:
     from personabid import client
+    from personabid.errors import InvalidRequest
+    from personabid.openrtb.codec import encode
 
     if args.sample == bool(args.request):
         print("personabid call: give a JSON request (FILE or -) or --sample, not both", file=sys.stderr)
@@ -247,16 +266,19 @@ def _call(args: argparse.Namespace) -> int:
     if args.sample:
         from personabid.demo import read_world
 
-        request = client.sample_request(
+        auction = client.sample_auction(
             read_world(args.data_dir), np.random.default_rng(args.seed), args.dense
         )
+        body = encode(auction)
     else:
-        text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text()
-        try:
-            request = client.parse_request(text)
-        except Exception as exc:  # json_format raises ParseError, or ValueError for bad JSON
-            print(f"personabid call: not a BidRequest: {exc}", file=sys.stderr)
-            return 2
+        body = (sys.stdin.read() if args.request == "-" else Path(args.request).read_text()).encode()
+    if args.http:
+        return _call_http(args, body)
+    try:
+        request = client.parse_request(body.decode())
+    except InvalidRequest as exc:
+        print(f"personabid call: not a BidRequest: {exc}", file=sys.stderr)
+        return 2
     if args.dry_run:
         print(client.to_json(request))
         return 0
@@ -266,6 +288,26 @@ def _call(args: argparse.Namespace) -> int:
         print(f"personabid call: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     print(client.to_json(response))
+    return 0
+
+
+def _call_http(args: argparse.Namespace, body: bytes) -> int:
+    """The request as it stands to the HTTP door: the door reads it, exactly as an exchange's."""
+    from personabid import client
+
+    if args.dry_run:
+        print(json.dumps(json.loads(body), indent=2))
+        return 0
+    addr = args.addr or os.environ.get(HTTP_ADDR_ENV) or Settings.http_addr
+    status, headers, payload = client.post_http(addr, body, args.timeout)
+    if status == 204:
+        print(json.dumps({"nbr": int(headers.get("x-nbr", "0"))}, indent=2))
+        return 0
+    text = payload.decode("utf-8", "replace")
+    if status != 200:
+        print(f"personabid call: HTTP {status}: {text}", file=sys.stderr)
+        return 1
+    print(json.dumps(json.loads(text), indent=2))
     return 0
 
 

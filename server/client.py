@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import gzip
+import urllib.error
+import urllib.request
 import uuid
 
 import grpc
@@ -10,64 +12,56 @@ import numpy as np
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from personabid import wire
+from personabid.httpdoor import BID_PATH
+from personabid.openrtb.codec import decode_request
+from personabid.openrtb.request import Banner, BidRequest, Device, Geo, Imp, Site, Tag, User
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import DEVICE_SIZES, SIZES, World
 
 
 def parse_request(text: str) -> pb.BidRequest:
-    """A BidRequest from its JSON form, or from an OpenRTB 2.x request.
-
-    OpenRTB fields that the API does not carry are ignored; `site.publisher.id` becomes
-    `site.publisher_id`, and 0/1 flags written as booleans are read as numbers, as exchanges send both.
-    OpenRTB 2.5's `regs.ext.gdpr` and `user.ext.consent` stand for 2.6's `regs.gdpr` and `user.consent`.
-    """
-    data = json.loads(text)
-    if isinstance(data, dict):
-        site = data.get("site")
-        if isinstance(site, dict) and isinstance(site.get("publisher"), dict) and "publisher_id" not in site:
-            site["publisher_id"] = str(site["publisher"].get("id", ""))
-        regs, user = data.get("regs"), data.get("user")
-        for part, name in ((regs, "gdpr"), (user, "consent")):
-            if not isinstance(part, dict):
-                continue
-            ext = part.get("ext")
-            if isinstance(ext, dict) and name in ext and name not in part:
-                part[name] = ext[name]
-        if isinstance(regs, dict):
-            for flag in ("coppa", "gdpr"):
-                if isinstance(regs.get(flag), bool):
-                    regs[flag] = int(regs[flag])
-    return json_format.ParseDict(data, pb.BidRequest(), ignore_unknown_fields=True)
+    """The API's message for an OpenRTB 2.5 or 2.6 request in JSON: read by the HTTP door's own decoder
+    (openrtb/codec.py: 2.5's ext fields mapped, flags given as booleans read as 0/1, unknown fields
+    ignored), then copied into the message by wire.to_message. InvalidRequest names a value of the
+    wrong JSON type."""
+    return wire.to_message(decode_request(text.encode()))
 
 
 def to_json(message: pb.BidRequest | pb.BidResponse) -> str:
     return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2)
 
 
-def sample_request(world: World, rng: np.random.Generator, dense: bool = False) -> pb.BidRequest:
-    """A request for a random user of the demo world, on a slot that fits the user's device."""
+def sample_auction(world: World, rng: np.random.Generator, dense: bool = False) -> BidRequest:
+    """A request for a random user of the demo world, on a banner slot that fits the user's device."""
     users = world.users(1, rng)
     weights = users.vectors[0]
     devicetype = int(users.devicetype[0])
     w, h = SIZES[int(rng.choice(DEVICE_SIZES[devicetype]))]
-    request = pb.BidRequest(
-        id=uuid.uuid4().hex,
-        tmax=100,
-        cur=["USD"],
-        device=pb.Device(
-            devicetype=devicetype, os=str(users.os[0]), geo=pb.Geo(country=str(users.country[0]))
-        ),
-        site=pb.Site(id="demo-site", domain="news.example", cat=["IAB12"]),
-        user=pb.User(id=f"demo-user-{rng.integers(1 << 30)}"),
-    )
-    request.imp.add(id="1", banner=pb.Banner(w=w, h=h), bidfloor=0.1, bidfloorcur="USD")
     if dense:
-        request.user.tag_vector.extend(weights.tolist())
+        profile = User(id=f"demo-user-{rng.integers(1 << 30)}", tag_vector=weights.astype(np.float32))
     else:
-        for position in np.flatnonzero(weights):
-            request.user.tags.add(id=world.vocab.tags[position], weight=float(weights[position]))
-    return request
+        profile = User(
+            id=f"demo-user-{rng.integers(1 << 30)}",
+            tags=tuple(
+                Tag(id=world.vocab.tags[p], weight=float(weights[p])) for p in np.flatnonzero(weights)
+            ),
+        )
+    return BidRequest(
+        id=uuid.uuid4().hex,
+        imp=(Imp(id="1", banner=Banner(w=w, h=h), bidfloor=0.1, bidfloorcur="USD"),),
+        site=Site(id="demo-site", domain="news.example", cat=("IAB12",)),
+        device=Device(devicetype=devicetype, os=str(users.os[0]), geo=Geo(country=str(users.country[0]))),
+        user=profile,
+        tmax=100,
+        cur=("USD",),
+    )
+
+
+def sample_request(world: World, rng: np.random.Generator, dense: bool = False) -> pb.BidRequest:
+    """sample_auction as the API's message."""
+    return wire.to_message(sample_auction(world, rng, dense))
 
 
 def bid(addr: str, request: pb.BidRequest, timeout: float) -> pb.BidResponse:
@@ -82,3 +76,24 @@ def health_status(addr: str, service: str, timeout: float) -> str:
             health_pb2.HealthCheckRequest(service=service), timeout=timeout
         )
     return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+def post_http(
+    addr: str, body: bytes, timeout: float, debug: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    """POST `body` (OpenRTB JSON) to the HTTP door at `addr` (HOST:PORT): status, headers, inflated body."""
+    url = f"http://{addr}{BID_PATH}" + ("?debug=1" if debug else "")
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json", "accept-encoding": "gzip", "x-openrtb-version": "2.6"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            status, headers, payload = answer.status, dict(answer.headers.items()), answer.read()
+    except urllib.error.HTTPError as error:
+        status, headers, payload = error.code, dict(error.headers.items()), error.read()
+    if headers.get("content-encoding", headers.get("Content-Encoding", "")) == "gzip":
+        payload = gzip.decompress(payload)
+    return status, {k.lower(): v for k, v in headers.items()}, payload

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ MAX_WORKERS = 64
 @dataclass(frozen=True)
 class Settings:
     grpc_addr: str = "127.0.0.1:50051"
+    http_addr: str = "127.0.0.1:8080"  # the OpenRTB JSON door and the notice URLs
+    # Where exchanges reach the HTTP door, for the notice URLs of bids (behind a balancer or TLS it is not
+    # the listen address); empty: http:// and the address the door listens on.
+    notice_base_url: str = ""
     metrics_addr: str = "127.0.0.1:9464"
     admin_addr: str = "127.0.0.1:50052"
     data_dir: Path = Path("var/demo")
@@ -43,9 +48,13 @@ class Settings:
     max_pending_bids: int = 200_000
     max_frequency_keys: int = 500_000
     max_dedupe_events: int = 1_000_000
+    # The value of one unit of each currency in USD, for floors in other currencies and bids in a currency
+    # the exchange asks for. A currency not listed is declined (no-bid 510), never guessed. In TOML a
+    # table ([currencies] EUR = 1.08); in the environment "EUR=1.08,GBP=1.27". USD is always 1.
+    currencies: dict[str, float] = dataclasses.field(default_factory=lambda: {"USD": 1.0})
 
     def __post_init__(self) -> None:
-        for name in ("grpc_addr", "metrics_addr", "admin_addr"):
+        for name in ("grpc_addr", "http_addr", "metrics_addr", "admin_addr"):
             host, sep, port = getattr(self, name).rpartition(":")
             if not sep or not host or not port.isdigit() or int(port) > 65535:
                 raise ConfigError(f"setting {name}={getattr(self, name)!r}: expected HOST:PORT")
@@ -58,6 +67,17 @@ class Settings:
                 raise ConfigError(f"setting {name}={getattr(self, name)}: must be at least 1")
         if not 0 <= self.decision_threads <= 64:
             raise ConfigError(f"setting decision_threads={self.decision_threads}: expected 0 to 64")
+        if self.notice_base_url and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", self.notice_base_url):
+            raise ConfigError(
+                f"setting notice_base_url={self.notice_base_url!r}: expected http(s)://HOST[:PORT][/PATH]"
+            )
+        for code, rate in self.currencies.items():
+            if not re.match(r"^[A-Z]{3}$", code) or not (isinstance(rate, float) and 0 < rate < float("inf")):
+                raise ConfigError(
+                    f"setting currencies: {code}={rate!r}: expected an ISO-4217 code = a positive USD value"
+                )
+        if self.currencies.get("USD", 1.0) != 1.0:
+            raise ConfigError(f"setting currencies: USD={self.currencies['USD']}: USD is worth 1 USD")
         for name in ("min_tmax_ms", "grace_seconds", "drain_seconds", "watch_seconds", "inflight_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)}: must not be negative")
@@ -110,6 +130,8 @@ def load_settings(
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     kind = str(kind)
     try:
+        if kind.startswith("dict"):
+            return _rates(name, value)
         if "Path" in kind:
             return Path(value)
         if kind == "int":
@@ -119,3 +141,18 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name}={value!r}: expected {kind}") from exc
+
+
+def _rates(name: str, value: Any) -> dict[str, float]:
+    """A currency table from TOML (a table) or the environment ("EUR=1.08,GBP=1.27"); USD is always 1."""
+    if isinstance(value, str):
+        pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ConfigError(f"setting {name}={value!r}: expected CODE=RATE,CODE=RATE")
+        value = {code.strip(): rate for code, _, rate in pairs}
+    if not isinstance(value, dict):
+        raise ConfigError(f"setting {name}={value!r}: expected a table of CODE = RATE")
+    try:
+        return {"USD": 1.0, **{str(code): float(rate) for code, rate in value.items()}}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}={value!r}: {exc}") from exc

@@ -51,6 +51,9 @@ from personabid.world import DEVICE_SIZES, SIZES, World
 log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.jsonl"
 WORLD_FILE = "world.json"
+# The demo world's format: 2 since creatives carry media types, markup, deals and languages. A world of
+# another format is built again by `demo --if-missing` (make run), not served and refused.
+WORLD_FORMAT = 2
 # A user sees this many of its SEARCH_K best-matching campaigns, one impression each.
 CANDIDATES_PER_USER = 20
 SEARCH_K = 40
@@ -162,8 +165,14 @@ def _context_tokens(
 
 
 def is_built(directory: Path) -> bool:
+    if not (directory / WORLD_FILE).is_file():
+        return False
+    try:
+        built_format = json.loads((directory / WORLD_FILE).read_text()).get("format", 1)
+    except ValueError:
+        return False
     return (
-        (directory / WORLD_FILE).is_file()
+        built_format == WORLD_FORMAT
         and (directory / "index" / "CURRENT").is_file()
         and (directory / "model" / "CURRENT").is_file()
     )
@@ -191,7 +200,12 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
     model.save(
         directory / "model", {"training": {"data": "demo world simulation", "seed": spec.seed, **summary}}
     )
-    world_info = {"seed": spec.seed, "campaigns": spec.campaigns, "segments": world.segments}
+    world_info = {
+        "format": WORLD_FORMAT,
+        "seed": spec.seed,
+        "campaigns": spec.campaigns,
+        "segments": world.segments,
+    }
     write_atomic(directory / WORLD_FILE, json.dumps(world_info, indent=2) + "\n")
     result = {
         "directory": str(directory),

@@ -12,6 +12,8 @@ import os
 import secrets
 from pathlib import Path
 
+from personabid.notices import notice_key
+
 KEY_ENV = "PERSONABID_PSEUDONYM_KEY"
 
 
@@ -20,6 +22,10 @@ class Pseudonymizer:
         if len(key) < 16:
             raise ValueError("a pseudonymisation key needs at least 16 bytes")
         self._key = key
+
+    def signing_key(self) -> bytes:
+        """The key that signs notice URLs: derived from this one, which never signs anything itself."""
+        return notice_key(self._key)
 
     def __call__(self, user_id: str) -> str:
         if not user_id:

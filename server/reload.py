@@ -22,10 +22,10 @@ import numpy as np
 from personabid.artifact import CURRENT, MANIFEST, resolve
 from personabid.ctr.model import CtrModel
 from personabid.decision.pipeline import Decider, DecisionSettings
-from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import ArtifactError
 from personabid.index.bundle import load_index
+from personabid.openrtb.request import Banner, BidRequest, Imp, User, Video
 from personabid.spend.control import SpendControl
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,13 @@ def warm_up(decider: Decider) -> None:
     persona = np.asarray(bundle.index.reconstruct(0), dtype=np.float32) if bundle.index.ntotal else None
     if persona is None or persona.shape != (bundle.vocab.dims,):
         persona = np.ones(bundle.vocab.dims, dtype=np.float32)
-    for w, h in ((0, 0), (300, 250)):
-        decider.decide(
-            AuctionRequest(id="warm-up", impressions=(Impression(id="1", w=w, h=h),), tag_vector=persona)
-        )
+    user = User(tag_vector=persona)
+    for imp in (
+        Imp(id="1", banner=Banner()),
+        Imp(id="1", banner=Banner(w=300, h=250)),
+        Imp(id="1", video=Video(mimes=("video/mp4",))),
+    ):
+        decider.decide(BidRequest(id="warm-up", imp=(imp,), user=user))
 
 
 def _version_dir(root: Path, version: str | None) -> Path:

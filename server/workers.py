@@ -61,12 +61,14 @@ def serve_workers(settings: Settings) -> int:
 
 
 def check_ports(settings: Settings) -> None:
-    _, _, port = settings.grpc_addr.rpartition(":")
-    if settings.workers > 1 and int(port) == 0:
-        raise ConfigError(
-            f"setting grpc_addr={settings.grpc_addr!r}: {settings.workers} workers share one port, "
-            "which must be given (port 0 would give each worker a port of its own)"
-        )
+    for name in ("grpc_addr", "http_addr"):
+        addr = getattr(settings, name)
+        _, _, port = addr.rpartition(":")
+        if settings.workers > 1 and int(port) == 0:
+            raise ConfigError(
+                f"setting {name}={addr!r}: {settings.workers} workers share one port, "
+                "which must be given (port 0 would give each worker a port of its own)"
+            )
 
 
 def worker_settings(settings: Settings, worker: int) -> Settings:

@@ -7,11 +7,17 @@ against the truth. A campaign's quality is mostly its content category's (some c
 others do not), less its advertiser's and least its own, as in real logs, where a model learns what is
 shared by many impressions and cannot learn what only a handful of clicks would show. Click rates come
 out around 2 % (0.5 % to 6 % for most impressions). Everything is a pure function of the seed.
+
+Every campaign has one to three banner creatives, served as an image with a landing page or as HTML, all
+https; some add a video, an audio or a native creative, a few buy through deals (a third of those only
+through them), some advertise an app bundle, most state their language. These are drawn from a stream of
+their own, so that adding them changed nothing the other streams draw (personas, targeting, truth).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +52,8 @@ APPS = (
     "education", "productivity", "photo", "travel",
 )  # fmt: skip
 MEDIA = ("news", "podcasts", "tv_drama", "tv_sports", "reality_tv", "documentaries", "radio", "magazines")
+DEALS = tuple(f"deal-{i}" for i in range(1, 6))
+LANGUAGES = ("en", "en", "en", "en", "en", "en", "es", "de", "fr", "")  # drawn uniformly: mostly English
 
 
 def vocabulary() -> Vocabulary:
@@ -77,7 +85,7 @@ class World:
         self.seed = seed
         self.vocab = vocabulary()
         seeds = np.random.SeedSequence(seed).spawn(4)
-        self._campaign_seed, self._truth_seed = seeds[1], seeds[2]
+        self._campaign_seed, self._truth_seed, self._creative_seed = seeds[1], seeds[2], seeds[3]
         rng = np.random.default_rng(seeds[0])
         families = self.vocab.families()
         self.segment_country = rng.integers(0, len(COUNTRIES), size=segments)
@@ -181,7 +189,8 @@ class World:
                     frequency_cap=(0, 0, 3, 5, 10)[c % 5],  # not drawn: keeps the seed's stream as it was
                 )
             )
-        return specs, quality
+        extras = np.random.default_rng(self._creative_seed)
+        return [_serving(spec, extras) for spec in specs], quality
 
     def _persona(self, profile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         persona = profile * (rng.random(profile.shape) > 0.2) * rng.uniform(0.8, 1.2, profile.shape)
@@ -208,3 +217,93 @@ class World:
             + self.device_size_effect[devicetype, size]
         )
         return 1.0 / (1.0 + np.exp(-logit))
+
+
+def _serving(spec: CampaignSpec, rng: np.random.Generator) -> CampaignSpec:
+    """`spec` with what serving it takes: markup for its banners, maybe a video, audio or native creative,
+    deals, an app bundle and a language. Banners stay first, in size order, as the campaign drew them."""
+    site = f"https://{spec.adomain}"
+    banners = tuple(_banner(c, site, rng) for c in spec.creatives)
+    extra: list[Creative] = []
+    if rng.random() < 0.2:
+        extra.append(_playback(spec.id, "video", site, rng))
+    if rng.random() < 0.03:
+        extra.append(_playback(spec.id, "audio", site, rng))
+    if rng.random() < 0.1:
+        extra.append(_native(spec.id, site, rng))
+    deals: tuple[str, ...] = ()
+    deal_only = False
+    if rng.random() < 0.05:
+        deals = (DEALS[int(rng.integers(len(DEALS)))],)
+        deal_only = bool(rng.random() < 1 / 3)
+    bundle = f"com.{spec.adomain.split('.')[0]}.app" if rng.random() < 0.1 else ""
+    return replace(
+        spec,
+        creatives=banners + tuple(extra),
+        deals=deals,
+        deal_only=deal_only,
+        bundle=bundle,
+        language=LANGUAGES[int(rng.integers(len(LANGUAGES)))],
+    )
+
+
+def _banner(creative: Creative, site: str, rng: np.random.Generator) -> Creative:
+    image = f"{site}/ads/{creative.id}.png"
+    landing = f"{site}/?utm_content={creative.id}"
+    if rng.random() < 0.7:
+        return replace(creative, image=image, landing=landing, iurl=image)
+    markup = (
+        f'<a href="{landing}" target="_blank"><img src="{image}" width="{creative.w}" '
+        f'height="{creative.h}" alt="" style="border:0"></a>'
+    )
+    attr = (3,) if rng.random() < 0.1 else ()  # expandable, automatically
+    return replace(creative, markup=markup, landing=landing, iurl=image, attr=attr)
+
+
+def _playback(campaign: str, kind: str, site: str, rng: np.random.Generator) -> Creative:
+    """A video (VAST 3.0 or 4.0, mp4) or audio (VAST 3.0, mp4 audio) creative of 15 or 30 seconds."""
+    duration = int(rng.choice((15, 30)))
+    creative_id = f"cr-{campaign.removeprefix('cmp-')}-{kind}"
+    if kind == "video":
+        protocol, version = (3, "3.0") if rng.random() < 0.6 else (7, "4.0")
+        w, h = ((640, 360), (1280, 720))[int(rng.integers(2))]
+        mime = "video/mp4"
+        media = f'type="{mime}" width="{w}" height="{h}"'
+    else:
+        protocol, version, w, h, mime = 3, "3.0", 0, 0, "audio/mp4"
+        media = f'type="{mime}" width="0" height="0"'
+    # VAST 4 asks every creative for a universal ad id (registry unknown for a demo).
+    universal = (
+        f'<UniversalAdId idRegistry="unknown" idValue="{creative_id}">{creative_id}</UniversalAdId>'
+        if version == "4.0"
+        else ""
+    )
+    vast = (
+        f'<VAST version="{version}"><Ad id="{creative_id}"><InLine><AdSystem>personabid demo</AdSystem>'
+        f"<AdTitle>{campaign}</AdTitle><Impression><![CDATA[{site}/imp?cr={creative_id}]]></Impression>"
+        f'<Creatives><Creative id="{creative_id}">{universal}<Linear>'
+        f"<Duration>00:00:{duration:02d}</Duration><MediaFiles>"
+        f'<MediaFile delivery="progressive" {media}><![CDATA[{site}/ads/{creative_id}.mp4]]></MediaFile>'
+        f"</MediaFiles><VideoClicks><ClickThrough><![CDATA[{site}/]]></ClickThrough></VideoClicks>"
+        "</Linear></Creative></Creatives></InLine></Ad></VAST>"
+    )
+    return Creative(creative_id, w, h, kind, markup=vast, mime=mime, duration=duration, protocol=protocol)
+
+
+def _native(campaign: str, site: str, rng: np.random.Generator) -> Creative:
+    """A Native 1.2 response: a title, a main image and the brand, a link and an impression tracker."""
+    creative_id = f"cr-{campaign.removeprefix('cmp-')}-native"
+    w, h = ((1200, 627), (600, 600))[int(rng.integers(2))]
+    image = f"{site}/ads/{creative_id}.jpg"
+    native = {
+        "ver": "1.2",
+        "assets": [
+            {"id": 1, "required": 1, "title": {"text": f"Offer {campaign}"}},
+            {"id": 2, "required": 1, "img": {"type": 3, "url": image, "w": w, "h": h}},
+            {"id": 3, "data": {"type": 1, "value": site.removeprefix("https://")}},
+        ],
+        "link": {"url": f"{site}/?utm_content={creative_id}"},
+        "eventtrackers": [{"event": 1, "method": 1, "url": f"{site}/imp?cr={creative_id}"}],
+    }
+    markup = json.dumps(native, separators=(",", ":"))
+    return Creative(creative_id, type="native", markup=markup, iurl=image, ver="1.2")

@@ -52,6 +52,10 @@ class ThreadedServer:
         return f"127.0.0.1:{self.server.grpc_port}"
 
     @property
+    def http_addr(self) -> str:
+        return f"127.0.0.1:{self.server.http_port}"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.server.metrics_port}/metrics"
 
@@ -66,6 +70,7 @@ class ThreadedServer:
 def server_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(
         grpc_addr="127.0.0.1:0",
+        http_addr="127.0.0.1:0",
         metrics_addr="127.0.0.1:0",
         admin_addr="127.0.0.1:0",
         data_dir=data_dir,

@@ -16,11 +16,12 @@ from personabid import app
 from personabid.cli import main
 from personabid.decision import pipeline
 from personabid.decision.pipeline import Decider, Decision
-from personabid.decision.request import AuctionRequest
+from personabid.openrtb.request import BidRequest
 
 GATE_SECONDS = 60.0  # a test that never releases still ends
 _released = threading.Event()
 _armed = threading.Event()  # set once the server is ready: its own warm-up decisions pass freely
+_output = threading.Lock()
 
 
 def _read_commands() -> None:
@@ -32,9 +33,11 @@ def _read_commands() -> None:
 _decide = pipeline.Decider.decide
 
 
-def _gated_decide(self: Decider, request: AuctionRequest) -> Decision:
+def _gated_decide(self: Decider, request: BidRequest) -> Decision:
     if _armed.is_set():
-        print(f"entered {request.id}", flush=True)
+        with _output:  # decisions on several threads: one whole line each
+            sys.stdout.write(f"entered {request.id}\n")
+            sys.stdout.flush()
         _released.wait(GATE_SECONDS)
     return _decide(self, request)
 

@@ -31,12 +31,14 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            # The HTTP door on a free port unless the test says otherwise: tests run side by side.
+            env={**os.environ, "PERSONABID_HTTP_ADDR": "127.0.0.1:0", **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
+        self.http_addr = ""  # from the ready line
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()
 
@@ -58,6 +60,7 @@ class ServerProcess:
             self.log.append(line)
             found = parse_ready(line)
             if found and found.service == "personabid":
+                self.http_addr = found.http
                 return found.grpc, found.metrics
         raise AssertionError("server never became ready:\n" + "".join(self.log))
 

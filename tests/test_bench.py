@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -23,6 +24,7 @@ from personabid.bench.histogram import merge, new_histogram, summary
 from personabid.bench.load import LoadResult, LoadSpec, run_load
 from personabid.bench.processes import free_port
 from personabid.bench.requests import RequestStream, request_pool
+from personabid.bench.runner import SMOKE, summarize
 from personabid.bench.services import Service, echo_command
 from personabid.client import sample_request
 from personabid.v1 import bidder_pb2 as pb
@@ -118,6 +120,24 @@ def test_the_knee_is_the_last_load_kept_up_with_before_the_tail_grows() -> None:
 
     curve = [point(100, 100, 500), point(200, 199, 700), point(300, 296, 2000), point(400, 310, 90_000)]
     assert report.knee(curve) == curve[2]
+
+
+def test_the_http_door_is_read_against_the_http_echo_and_grpc_against_the_grpc_echo() -> None:
+    def run(service: str, rpc: str, throughput: float, p99: float) -> dict[str, Any]:
+        return {
+            "block": "catalog", "service": service, "campaigns": SMOKE.sizes[0], "rpc": rpc, "mode": "closed",
+            "throughput_rps": throughput, "latency": {"p99_us": p99}, "error_rate": 0.0, "no_bid_rate": 0.0,
+            "server_cpu_us_per_request": 50.0, "client_cpu_us_per_request": 100.0,
+        }  # fmt: skip
+
+    runs = [run("echo", "unary", 3000, 50), run("http-echo", "http", 4000, 100)]
+    runs += [run("bidder", "unary", 1500, 200), run("bidder", "http", 1000, 400)]
+    summary = summarize(runs, SMOKE, {"median_us": {"total": 900.0, "total_http": 850.0}}, {})
+    assert summary["floor"]["http"]["throughput_rps"] == 4000
+    assert summary["floor"]["unary"]["throughput_rps"] == 3000
+    by_load = summary["bidder"][str(SMOKE.sizes[0])]
+    assert (by_load["http_closed"]["throughput_ratio"], by_load["http_closed"]["p99_ratio"]) == (0.25, 4.0)
+    assert (by_load["unary_closed"]["throughput_ratio"], by_load["unary_closed"]["p99_ratio"]) == (0.5, 4.0)
 
 
 def test_updating_results_md_keeps_the_other_sections(tmp_path: Path) -> None:

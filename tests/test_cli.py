@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
+from personabid.demo import WORLD_FILE, is_built
 from personabid.v1 import bidder_pb2 as pb
 from tests.conftest import ThreadedServer
 from tests.processes import personabid
@@ -68,7 +69,7 @@ def test_call_reports_an_invalid_request_with_its_field(
     demo_dir: Path, server: ThreadedServer, tmp_path: Path
 ) -> None:
     request = tmp_path / "bad.json"
-    request.write_text(json.dumps({"id": "x", "tmax": -3, "imp": [{"id": "1"}]}))
+    request.write_text(json.dumps({"id": "x", "tmax": -3, "imp": [{"id": "1", "banner": {}}]}))
     result = run("call", str(request), "--addr", server.addr)
     assert result.returncode == 1
     assert "INVALID_ARGUMENT" in result.stderr and "tmax=-3" in result.stderr
@@ -90,3 +91,41 @@ def test_health_command_exits_0_when_serving(server: ThreadedServer) -> None:
 
 def test_health_command_fails_when_nothing_listens() -> None:
     assert run("health", "--addr", "127.0.0.1:1", "--timeout", "0.5").returncode == 1
+
+
+def test_call_http_posts_the_sample_to_the_http_door(demo_dir: Path, server: ThreadedServer) -> None:
+    result = run(
+        "call", "--http", "--sample", "--seed", "3", "--data-dir", str(demo_dir), "--addr", server.http_addr
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer.get("seatbid") or answer.get("nbr")
+
+
+def test_call_http_reaches_the_door_named_by_the_environment(demo_dir: Path, server: ThreadedServer) -> None:
+    result = run(
+        "call",
+        "--http",
+        "--sample",
+        "--data-dir",
+        str(demo_dir),
+        env={"PERSONABID_HTTP_ADDR": server.http_addr},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_call_http_reports_the_doors_refusal_with_its_field(server: ThreadedServer, tmp_path: Path) -> None:
+    request = tmp_path / "bad.json"
+    request.write_text(json.dumps({"id": "x", "tmax": -3, "imp": [{"id": "1", "banner": {}}]}))
+    result = run("call", "--http", str(request), "--addr", server.http_addr)
+    assert result.returncode == 1
+    assert "HTTP 400" in result.stderr and "tmax=-3" in result.stderr
+
+
+def test_demo_if_missing_rebuilds_a_world_of_an_earlier_format(tmp_path: Path) -> None:
+    (tmp_path / "index").mkdir()
+    (tmp_path / "model").mkdir()
+    for marker in ("index/CURRENT", "model/CURRENT"):
+        (tmp_path / marker).write_text("v1\n")
+    (tmp_path / WORLD_FILE).write_text(json.dumps({"seed": 7, "campaigns": 10, "segments": 4}))
+    assert not is_built(tmp_path)

@@ -6,6 +6,7 @@ while they are in flight: no sleep decides the interleaving.
 
 from __future__ import annotations
 
+import json
 import queue
 import signal
 import sys
@@ -17,10 +18,12 @@ import grpc
 import numpy as np
 import pytest
 
-from personabid.client import sample_request
+from personabid.client import sample_auction, sample_request
+from personabid.openrtb.codec import encode
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
+from tests.http import post_bid
 from tests.processes import ServerProcess
 
 HELD = 3
@@ -145,3 +148,21 @@ def test_after_the_drain_new_calls_are_refused_unavailable(
     with grpc.insecure_channel(addr) as channel, pytest.raises(grpc.RpcError) as refused:
         pb_grpc.BidderStub(channel).Bid(requests[0], timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_http_calls_held_inside_the_decision_when_sigterm_arrives_all_complete(
+    threaded: tuple[ServerProcess, str], world: World
+) -> None:
+    process, _ = threaded
+    rng = np.random.default_rng(6)
+    bodies = [encode(sample_auction(world, rng)) for _ in range(HELD)]
+    with ThreadPoolExecutor(HELD) as pool:
+        answers = [pool.submit(post_bid, process.http_addr, body) for body in bodies]
+        entered = {_next_line(process, "entered ").split()[1] for _ in bodies}
+        assert entered == {json.loads(body)["id"] for body in bodies}
+        process.signal(signal.SIGTERM)
+        _next_line(process, "signal received")
+        process.release()
+        replies = [answer.result(60) for answer in answers]
+    assert [r.status for r in replies if r.status not in (200, 204)] == []
+    assert process.process.wait(30) == 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from personabid.client import sample_request
+from personabid.decision.reasons import NoBid
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
@@ -49,13 +50,13 @@ def duplicate_imp_ids(r: pb.BidRequest) -> None:
     r.imp.add(id=r.imp[0].id, banner=pb.Banner(w=300, h=250))
 
 
-def unsupported_currency(r: pb.BidRequest) -> None:
+def malformed_currency(r: pb.BidRequest) -> None:
     r.ClearField("cur")
-    r.cur.append("EUR")
+    r.cur.append("euro")
 
 
-def unsupported_floor_currency(r: pb.BidRequest) -> None:
-    r.imp[0].bidfloorcur = "JPY"
+def malformed_floor_currency(r: pb.BidRequest) -> None:
+    r.imp[0].bidfloorcur = "jpy"
 
 
 def zero_tmax(r: pb.BidRequest) -> None:
@@ -106,8 +107,8 @@ CASES: list[tuple[Callable[[pb.BidRequest], None], str, str]] = [
     (no_impressions, "imp", "[]"),
     (negative_floor, "imp[0].bidfloor", "-1.5"),
     (duplicate_imp_ids, "imp[1].id", "'1'"),
-    (unsupported_currency, "cur", "EUR"),
-    (unsupported_floor_currency, "imp[0].bidfloorcur", "JPY"),
+    (malformed_currency, "cur[0]", "euro"),
+    (malformed_floor_currency, "imp[0].bidfloorcur", "jpy"),
     (zero_tmax, "tmax", "=0"),
     (negative_tmax, "tmax", "-20"),
     (both_profiles, "user", "tag_vector and tags"),
@@ -150,3 +151,11 @@ def test_server_keeps_serving_after_bad_input(
             stub.Bid(request, timeout=5)
     good = _dense(world, rng)
     assert stub.Bid(good, timeout=5).id == good.id
+
+
+def test_a_floor_in_a_currency_without_a_rate_is_a_no_bid_not_an_error(
+    stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    request = _dense(world, rng)
+    request.imp[0].bidfloorcur = "JPY"  # well formed; the test server's table has USD only
+    assert stub.Bid(request, timeout=5).nbr == NoBid.UNSUPPORTED_CURRENCY

@@ -20,9 +20,9 @@ from personabid.artifact import MANIFEST, resolve, sha256_file
 from personabid.client import sample_request
 from personabid.ctr.model import CtrModel
 from personabid.decision.pipeline import Decider, Decision
-from personabid.decision.request import AuctionRequest
 from personabid.index.store import BuildOptions, write_index
 from personabid.index.vocab import Vocabulary
+from personabid.openrtb.request import BidRequest
 from personabid.v1 import admin_pb2 as admin
 from personabid.v1 import admin_pb2_grpc as admin_grpc
 from personabid.v1 import bidder_pb2 as pb
@@ -183,7 +183,7 @@ class HeldDecider(Decider):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def decide(self, request: AuctionRequest) -> Decision:
+    def decide(self, request: BidRequest) -> Decision:
         self.entered.set()
         self.release.wait(HOLD_SECONDS)  # bounded: a test that never releases fails on its own checks
         return super().decide(request)

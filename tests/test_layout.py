@@ -85,3 +85,16 @@ def test_every_offline_command_is_registered_through_tools() -> None:
 @pytest.mark.parametrize("command", sorted(cli.TOOLS))
 def test_naming_an_offline_command_registers_it(command: str) -> None:
     assert command in subcommands([command])
+
+
+def test_the_core_loads_no_transport() -> None:
+    code = (
+        "import sys\n"
+        "import personabid.decision.pipeline, personabid.openrtb.codec, personabid.openrtb.validation\n"
+        "transports = ('grpc', 'google.protobuf', 'uvicorn', 'httptools', 'prometheus_client')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in transports or m == 'google.protobuf'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"

@@ -7,7 +7,6 @@ notifications would hold one pending record per bid for `inflight_seconds`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from personabid.client import sample_request
 from personabid.decision.pipeline import Decider, DecisionSettings

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.reasons import NoBid
-from personabid.decision.request import AuctionRequest, Impression
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import InvalidRequest
+from personabid.openrtb.request import Banner, BidRequest, Geo, Regs, Tag, User
 from personabid.reload import warm_up
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MemoryStore, Settlement, utc_day
+from tests.auctions import persona_auction
 from tests.tcf import tc_string
 
 NOW = 1_800_000_000
@@ -31,30 +33,9 @@ def decider(demo_dir: Path) -> Decider:
     return decider
 
 
-def persona_request(decider: Decider, row: int, **fields: object) -> AuctionRequest:
+def persona_request(decider: Decider, row: int, **fields: Any) -> BidRequest:
     """A request whose user is campaign `row`'s own persona, on a slot and device it accepts."""
-    bundle = decider.snapshot.bundle
-    table = bundle.campaigns
-    vector = bundle.index.reconstruct(int(np.flatnonzero(bundle.persona_rows == row)[0]))
-    creative = table.creative_offsets[row]
-    w, h = (int(x) for x in str(table.sizes[table.creative_size[creative]]).split("x"))
-    request = AuctionRequest(
-        id=f"r{row}",
-        impressions=(Impression(id="1", w=w, h=h, bidfloor=0.01),),
-        tag_vector=np.asarray(vector, dtype=np.float32),
-        devicetype=int(np.flatnonzero([(int(table.device_bits[row]) >> t) & 1 for t in range(9)])[-1]),
-        country=next(
-            (
-                str(c)
-                for c in table.countries[1:]
-                if table.country_bits[row, 0] >> np.uint64(table.code_of("countries", str(c))) & np.uint64(1)
-            ),
-            "",
-        ),
-        # No tmax: these tests are about what wins, and a slow machine must not turn them into time-outs.
-        tmax_ms=None,
-    )
-    return replace(request, **fields)  # type: ignore[arg-type]
+    return persona_auction(decider.snapshot, row, **fields)
 
 
 def test_user_on_a_campaigns_persona_gets_that_campaigns_bid_above_its_floor(decider: Decider) -> None:
@@ -74,15 +55,18 @@ def test_same_request_same_decision(decider: Decider) -> None:
     assert first.bids == second.bids
 
 
+def with_imp(request: BidRequest, **fields: object) -> BidRequest:
+    """`request` with its first impression's `fields` replaced."""
+    return replace(request, imp=(replace(request.imp[0], **fields),))
+
+
 def test_floor_above_every_cap_is_below_floor(decider: Decider) -> None:
-    request = persona_request(decider, 5)
-    request = replace(request, impressions=(replace(request.impressions[0], bidfloor=10_000.0),))
+    request = with_imp(persona_request(decider, 5), bidfloor=10_000.0)
     assert decider.decide(request).nbr == NoBid.BELOW_FLOOR
 
 
 def test_winner_clears_the_floor(decider: Decider) -> None:
-    request = persona_request(decider, 9)
-    request = replace(request, impressions=(replace(request.impressions[0], bidfloor=1.0),))
+    request = with_imp(persona_request(decider, 9), bidfloor=1.0)
     bids = decider.decide(request).bids
     assert len(bids) == 1 and bids[0].price >= 1.0
 
@@ -104,42 +88,51 @@ def test_blocked_advertiser_never_wins(decider: Decider) -> None:
     assert len(blocked) == 1 and blocked[0].adomain != winner.adomain
 
 
-def test_slot_size_no_campaign_has_is_no_eligible_campaign(decider: Decider) -> None:
-    request = persona_request(decider, 5)
-    request = replace(request, impressions=(Impression(id="1", w=1, h=1),))
-    assert decider.decide(request).nbr == NoBid.NO_ELIGIBLE_CAMPAIGN
+def test_slot_size_no_campaign_has_is_no_fitting_creative(decider: Decider) -> None:
+    request = with_imp(persona_request(decider, 5), banner=Banner(w=1, h=1))
+    assert decider.decide(request).nbr == NoBid.NO_FITTING_CREATIVE
 
 
 def test_winning_creative_fits_the_slot(decider: Decider) -> None:
+    table = decider.snapshot.bundle.campaigns
     request = persona_request(decider, 13)
     decision = decider.decide(request)
     assert len(decision.bids) == 1
-    assert decision.bids[0].creative_id.endswith(f"{request.impressions[0].w}x{request.impressions[0].h}")
+    creative = decision.bids[0].creative
+    banner = request.imp[0].banner
+    assert banner is not None
+    assert (int(table.creative_w[creative]), int(table.creative_h[creative])) == (banner.w, banner.h)
 
 
 def test_unknown_country_only_reaches_campaigns_that_target_everywhere(decider: Decider) -> None:
     table = decider.snapshot.bundle.campaigns
-    bids = decider.decide(persona_request(decider, 5, country="ATA")).bids
+    request = persona_request(decider, 5)
+    request = replace(request, device=replace(request.device, geo=Geo(country="ATA")))
+    bids = decider.decide(request).bids
     assert len(bids) == 1
     assert table.country_bits[bids[0].campaign_row, 0] & np.uint64(1)
 
 
 def test_coppa_request_gets_no_profile_based_bid(decider: Decider) -> None:
-    assert decider.decide(persona_request(decider, 5, coppa=1)).nbr == NoBid.COPPA_RESTRICTED
+    assert decider.decide(persona_request(decider, 5, regs=Regs(coppa=1))).nbr == NoBid.COPPA_RESTRICTED
+
+
+def with_consent(request: BidRequest, consent: str) -> BidRequest:
+    return replace(request, regs=Regs(gdpr=1), user=replace(request.user, consent=consent))
 
 
 def test_gdpr_request_without_consent_gets_no_profile_based_bid(decider: Decider) -> None:
-    decision = decider.decide(persona_request(decider, 5, gdpr=1))
+    decision = decider.decide(persona_request(decider, 5, regs=Regs(gdpr=1)))
     assert decision.nbr == NoBid.NO_CONSENT and "user.consent is empty" in decision.detail
 
 
 def test_gdpr_request_refusing_personalised_ads_gets_no_bid(decider: Decider) -> None:
-    request = persona_request(decider, 5, gdpr=1, consent=tc_string({1, 3}))
+    request = with_consent(persona_request(decider, 5), tc_string({1, 3}))
     assert decider.decide(request).nbr == NoBid.NO_CONSENT
 
 
 def test_gdpr_request_consenting_to_personalised_ads_is_bid_on_as_without_gdpr(decider: Decider) -> None:
-    consented = decider.decide(persona_request(decider, 5, gdpr=1, consent=tc_string({1, 3, 4})))
+    consented = decider.decide(with_consent(persona_request(decider, 5), tc_string({1, 3, 4})))
     assert [(b.campaign_id, b.price) for b in consented.bids] == [
         (b.campaign_id, b.price) for b in decider.decide(persona_request(decider, 5)).bids
     ]
@@ -147,18 +140,18 @@ def test_gdpr_request_consenting_to_personalised_ads_is_bid_on_as_without_gdpr(d
 
 
 def test_tmax_too_short_to_decide_is_insufficient_auction_time(decider: Decider) -> None:
-    assert decider.decide(persona_request(decider, 5, tmax_ms=1)).nbr == NoBid.INSUFFICIENT_AUCTION_TIME
+    assert decider.decide(persona_request(decider, 5, tmax=1)).nbr == NoBid.INSUFFICIENT_AUCTION_TIME
 
 
 def test_user_without_profile_is_unmatched(decider: Decider) -> None:
-    request = persona_request(decider, 5, tag_vector=None)
+    request = persona_request(decider, 5, user=User(id="someone"))
     assert decider.decide(request).nbr == NoBid.UNMATCHED_USER
 
 
 def test_each_impression_gets_its_own_bid(decider: Decider) -> None:
     request = persona_request(decider, 5)
-    second = replace(request.impressions[0], id="2")
-    decision = decider.decide(replace(request, impressions=(request.impressions[0], second)))
+    second = replace(request.imp[0], id="2")
+    decision = decider.decide(replace(request, imp=(request.imp[0], second)))
     assert sorted(b.imp_id for b in decision.bids) == ["1", "2"]
 
 
@@ -183,21 +176,33 @@ def test_campaigns_without_budget_left_do_not_bid(demo_dir: Path) -> None:
     assert decider.decide(persona_request(decider, 5)).nbr == NoBid.BUDGET_EXHAUSTED
 
 
-def test_a_floor_that_removes_some_candidates_leaves_the_size_filter_aligned(decider: Decider) -> None:
-    # The floor filter narrows the candidates before the size filter runs; a size mask computed on the
-    # rows before that narrowing no longer lines up with them (it raised IndexError: INTERNAL).
+def test_a_test_auction_reserves_nothing(demo_dir: Path) -> None:
+    snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
+    spend = SpendControl(MemoryStore(), clock=lambda: NOW)
+    decider = Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
+    spend.refresh(snapshot.bundle.campaigns)
+    remaining = spend.summary()["remaining"]
+    decision = decider.decide(persona_request(decider, 5, test=1))
+    assert decision.bids and spend.summary()["remaining"] == remaining
+
+
+def test_a_floor_that_removes_some_candidates_leaves_the_creative_filter_aligned(decider: Decider) -> None:
+    # The floor filter narrows the candidates after the creative filter chose each one's creative; the
+    # creatives must be narrowed with the rows, or a bid would carry another campaign's creative.
     table = decider.snapshot.bundle.campaigns
-    request = persona_request(decider, 5)
     floor = float(table.max_bid[5]) * 0.999  # above many candidates' max bids, within campaign 5's
-    request = replace(request, impressions=(replace(request.impressions[0], bidfloor=floor),))
+    request = with_imp(persona_request(decider, 5), bidfloor=floor)
     decision = decider.decide(request)
-    assert decision.removed.get("floor", 0) > 0 and decision.removed.get("size", 0) > 0
-    bids_clear_the_floor = bool(decision.bids) and all(bid.price >= floor for bid in decision.bids)
-    assert decision.nbr == NoBid.BELOW_FLOOR or bids_clear_the_floor
+    assert decision.removed.get("floor", 0) > 0
+    for bid in decision.bids:
+        row = bid.campaign_row
+        assert table.creative_offsets[row] <= bid.creative < table.creative_offsets[row + 1]
+        assert bid.price >= floor
+    assert decision.nbr == NoBid.BELOW_FLOOR or decision.bids
 
 
 def test_a_weight_beyond_float32s_range_is_refused_naming_the_tag(decider: Decider) -> None:
-    request = replace(persona_request(decider, 5), tag_vector=None, tags=(("interest:travel", 1e300),))
+    request = persona_request(decider, 5, user=User(tags=(Tag(id="interest:travel", weight=1e300),)))
     with pytest.raises(InvalidRequest) as refused:
         decider.decide(request)
     assert str(refused.value).startswith("user.tags[0].weight=1e+300: must lie within float32's range")

@@ -6,6 +6,7 @@ import numpy as np
 
 from personabid.decision.uservec import strongest_tags, user_vector
 from personabid.index.vocab import Vocabulary
+from personabid.openrtb.request import Tag
 
 VOCAB = Vocabulary(("age:18-24", "interest:travel", "interest:golf", "intent:auto"))
 
@@ -18,21 +19,23 @@ def test_dense_vector_is_l2_normalised() -> None:
 
 
 def test_sparse_tags_land_on_their_vocabulary_positions() -> None:
-    vector = user_vector(None, (("intent:auto", 2.0), ("age:18-24", 2.0)), VOCAB)
+    vector = user_vector(None, (Tag(id="intent:auto", weight=2.0), Tag(id="age:18-24", weight=2.0)), VOCAB)
     assert vector is not None
     reference = np.array([[2.0, 0.0, 0.0, 2.0]]) / np.sqrt(8.0)
     np.testing.assert_allclose(vector, reference, rtol=1e-6)
 
 
 def test_sparse_tags_unknown_to_the_vocabulary_are_ignored() -> None:
-    vector = user_vector(None, (("interest:golf", 1.0), ("interest:chess", 5.0)), VOCAB)
+    vector = user_vector(
+        None, (Tag(id="interest:golf", weight=1.0), Tag(id="interest:chess", weight=5.0)), VOCAB
+    )
     assert vector is not None
     np.testing.assert_allclose(vector, [[0.0, 0.0, 1.0, 0.0]])
 
 
 def test_profile_without_weight_has_no_vector() -> None:
     assert user_vector(np.zeros(4, dtype=np.float32), (), VOCAB) is None
-    assert user_vector(None, (("interest:chess", 1.0),), VOCAB) is None
+    assert user_vector(None, (Tag(id="interest:chess", weight=1.0),), VOCAB) is None
 
 
 def test_strongest_tags_are_the_heaviest_first_ties_by_position() -> None:
@@ -57,7 +60,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def test_a_weight_at_float32s_limit_is_still_a_direction() -> None:
-    vector = user_vector(None, (("interest:golf", 3.4e38), ("intent:auto", 3.4e38)), VOCAB)
+    vector = user_vector(
+        None, (Tag(id="interest:golf", weight=3.4e38), Tag(id="intent:auto", weight=3.4e38)), VOCAB
+    )
     assert vector is not None
     np.testing.assert_allclose(vector, [[0.0, 0.0, np.sqrt(0.5), np.sqrt(0.5)]], rtol=1e-6)
 

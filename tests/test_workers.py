@@ -20,6 +20,7 @@ from personabid.config import Settings
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.workers import worker_settings
 from personabid.world import World
+from tests.http import post_bid
 from tests.processes import ServerProcess, personabid
 
 WORKER_PID = re.compile(r"started 2 workers: pids (\d+) (\d+)")
@@ -52,6 +53,7 @@ def workers(demo_dir: Path) -> Iterator[Workers]:
         personabid(
             "serve", "--data-dir", str(demo_dir), "--workers", "2",
             "--grpc-addr", f"127.0.0.1:{grpc_port}",
+            "--http-addr", f"127.0.0.1:{free_port()}",
             "--metrics-addr", f"127.0.0.1:{metrics_port}",
             "--admin-addr", "127.0.0.1:0",
         )
@@ -114,3 +116,21 @@ def test_each_worker_serves_metrics_on_its_own_port() -> None:
     settings = Settings(metrics_addr="127.0.0.1:9464", workers=3)
     ports = [worker_settings(settings, worker).metrics_addr for worker in range(3)]
     assert ports == ["127.0.0.1:9464", "127.0.0.1:9465", "127.0.0.1:9466"]
+
+
+def test_several_workers_need_a_given_http_port(demo_dir: Path) -> None:
+    process = ServerProcess(
+        personabid(
+            "serve", "--data-dir", str(demo_dir), "--workers", "2",
+            "--grpc-addr", f"127.0.0.1:{free_port()}", "--http-addr", "127.0.0.1:0",
+        )
+    )  # fmt: skip
+    assert process.process.wait(30) == 2
+    process.stop()
+    assert "setting http_addr='127.0.0.1:0'" in "".join(process.lines.queue)
+
+
+def test_the_workers_answer_on_their_shared_http_port(workers: Workers) -> None:
+    http_addr = workers.process.http_addr
+    replies = [post_bid(http_addr, {"id": f"w{i}", "imp": [{"id": "1", "banner": {}}]}) for i in range(20)]
+    assert {r.status for r in replies} == {204}

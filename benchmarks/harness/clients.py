@@ -4,6 +4,10 @@ The load runs in processes of its own, never in the server's: a client in the se
 take its CPU and its GIL. Several processes are used when one cannot keep the server busy. They are
 spawned (not forked), so that nothing of the parent (threads, gRPC state) leaks into them, and they live
 for the whole suite, so that imports and request pools are paid once.
+
+Each process holds two pools of the same users: protobuf messages for the gRPC loads (load.py) and
+OpenRTB JSON for the HTTP ones (http_load.py). A spec whose `service` is a URL path (it starts with
+"/") is an HTTP load.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class LoadClients:
         return [p.pid for p in self._procs]
 
     def prepare(self, world_dir: Path, timeout: float = 300.0) -> None:
-        """Make every process build its request pool of `world_dir`'s users (different users each)."""
+        """Make every process build its request pools of `world_dir`'s users (different users each)."""
         for number, pipe in enumerate(self._pipes):
             pipe.send(("pool", str(world_dir), POOL_SIZE, 1000 + number))
         for pipe in self._pipes:
@@ -96,9 +100,12 @@ def _serve_jobs(pipe: Connection, number: int) -> None:
     """A load process's loop: build request pools, run load specs, until told to stop."""
     import traceback
 
+    from personabid.bench import http_load
     from personabid.bench.requests import request_pool
+    from personabid.demo import read_world
 
     pool: list[bytes] = []
+    json_pool: list[bytes] = []
     while True:
         message = pipe.recv()
         try:
@@ -106,10 +113,15 @@ def _serve_jobs(pipe: Connection, number: int) -> None:
                 return
             if message[0] == "pool":
                 _, world_dir, size, seed = message
+                # The same seed draws the same users for both.
                 pool = request_pool(Path(world_dir), size, seed)
+                json_pool = http_load.json_request_pool(read_world(Path(world_dir)), size, seed)
                 pipe.send(("ok", len(pool)))
             elif message[0] == "run":
                 _, spec, seed = message
-                pipe.send(("ok", run_in_loop(spec, pool, seed)))
+                if spec.service.startswith("/"):
+                    pipe.send(("ok", http_load.run_in_loop(spec, json_pool, seed)))
+                else:
+                    pipe.send(("ok", run_in_loop(spec, pool, seed)))
         except Exception:
             pipe.send(("error", traceback.format_exc()))

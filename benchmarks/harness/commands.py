@@ -12,10 +12,11 @@ from personabid.bench.worlds import DEFAULT_ROOT
 def register(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
-        help="benchmark the bidder end to end against a gRPC echo floor",
-        description="Run the bidder and an echo service (the floor Python gRPC sets) in their own "
-        "processes on 127.0.0.1, load them from others (closed and open loop, unary and streaming), and "
-        "write results.json and PNG plots into --out. --plan smoke is a short version (under 2 minutes).",
+        help="benchmark the bidder end to end against gRPC and HTTP echo floors",
+        description="Run the bidder and echo services (the floors Python gRPC and Python HTTP set) in "
+        "their own processes on 127.0.0.1, load them from others (closed and open loop; gRPC unary and "
+        "streaming, and OpenRTB JSON over HTTP), and write results.json and PNG plots into --out. "
+        "--plan smoke is a short version (under 2 minutes).",
     )
     bench.add_argument("--plan", choices=("full", "smoke"), default="full", help="default %(default)s")
     bench.add_argument(

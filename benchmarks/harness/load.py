@@ -19,9 +19,9 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -34,6 +34,12 @@ from personabid.v1 import bidder_pb2 as pb
 # same address would ride one connection, and SO_REUSEPORT spreads connections, not calls, over workers.
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 CONNECT_TIMEOUT = 10.0
+
+
+class RequestSource(Protocol):
+    """Where the loops take their requests: a RequestStream, or http_load's JSON one."""
+
+    def next(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -102,14 +108,20 @@ class _Tally:
             self.result.request_bytes += size
         return counts
 
-    def answered(self, began: float, raw: bytes) -> None:
+    def arrived(self, began: float, size: int) -> bool:
+        """Note an answer of `size` bytes to a call started at `began`; True when its content counts."""
         done = time.monotonic()
         if self.in_window(done):
             self.result.completed += 1
         if not self.in_window(began):
-            return
+            return False
         self.histogram.record_value(max(1, int((done - began) * 1e6)))
-        self.result.response_bytes += len(raw)
+        self.result.response_bytes += size
+        return True
+
+    def answered(self, began: float, raw: bytes) -> None:
+        if not self.arrived(began, len(raw)):
+            return
         response = pb.BidResponse.FromString(raw)
         if response.seatbid:
             self.result.bids += 1
@@ -175,6 +187,10 @@ async def _sleep_until(t: float) -> None:
         await asyncio.sleep(delay)
 
 
+# A unary call: (method, request, began, tally, timeout); it notes the answer or the failure in the tally.
+UnaryCall = Callable[[Any, bytes, float, _Tally, float], Coroutine[Any, Any, None]]
+
+
 async def _unary_call(method: Any, request: bytes, began: float, tally: _Tally, timeout: float) -> None:
     try:
         raw = await method(request, timeout=timeout)
@@ -185,7 +201,12 @@ async def _unary_call(method: Any, request: bytes, began: float, tally: _Tally, 
 
 
 async def _closed_unary(
-    spec: LoadSpec, methods: list[Any], requests: RequestStream, tally: _Tally, rng: np.random.Generator
+    spec: LoadSpec,
+    methods: list[Any],
+    requests: RequestSource,
+    tally: _Tally,
+    rng: np.random.Generator,
+    call: UnaryCall = _unary_call,
 ) -> None:
     async def slot(i: int) -> None:
         method = methods[i % len(methods)]
@@ -193,7 +214,7 @@ async def _closed_unary(
             request = requests.next()
             began = time.monotonic()
             tally.started(began, len(request))
-            await _unary_call(method, request, began, tally, spec.timeout)
+            await call(method, request, began, tally, spec.timeout)
 
     await asyncio.gather(*(slot(i) for i in range(spec.concurrency)))
 
@@ -224,7 +245,12 @@ async def _pace(
 
 
 async def _open_unary(
-    spec: LoadSpec, methods: list[Any], requests: RequestStream, tally: _Tally, rng: np.random.Generator
+    spec: LoadSpec,
+    methods: list[Any],
+    requests: RequestSource,
+    tally: _Tally,
+    rng: np.random.Generator,
+    call: UnaryCall = _unary_call,
 ) -> None:
     in_flight: set[asyncio.Task[None]] = set()
 
@@ -235,9 +261,8 @@ async def _open_unary(
             return
         request = requests.next()
         tally.started(t, len(request))
-        task = asyncio.create_task(
-            _unary_call(methods[tally.issued % len(methods)], request, t, tally, spec.timeout)
-        )
+        method = methods[tally.issued % len(methods)]
+        task = asyncio.create_task(call(method, request, t, tally, spec.timeout))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
 

@@ -31,6 +31,9 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f} %"
 
 
+FLOOR_LABELS = {"unary": "gRPC echo, unary", "stream": "gRPC echo, stream", "http": "HTTP echo, POST"}
+
+
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -49,15 +52,23 @@ def e2e_section(results: dict[str, Any]) -> str:
         f"flight each; windows of {plan['duration']:g} s after {plan['warmup']:g} s of warm-up; medians of "
         f"{plan['repeats']} runs, bidder and echo alternating.",
         "",
-        "### The floor: Python gRPC echo, same messages, same server setup",
+        "### The floors: Python gRPC and HTTP echoes, same requests, same server setup",
         "",
-        "| rpc | throughput | p50 | p99 | p99.9 | max | server CPU per request |",
+        "gRPC: a grpc.aio server answering a fixed typical BidResponse (`personabid.bench.echo`). HTTP: "
+        "uvicorn with httptools and a raw ASGI callable on the event loop of a grpc.aio server, as the "
+        "bidder's OpenRTB door is served, reading and decoding each JSON body and answering a fixed typical "
+        "BidResponse as JSON (`personabid.bench.http_echo`); the load POSTs the same users as OpenRTB JSON "
+        "over keep-alive connections (aiohttp, no gzip).",
+        "",
+        "| floor | throughput | p50 | p99 | p99.9 | max | server CPU per request |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for rpc, f in s["floor"].items():
+        if not f:
+            continue  # results from before the HTTP door
         lines.append(
             _row(
-                rpc,
+                FLOOR_LABELS.get(rpc, rpc),
                 _rate(f.get("throughput_rps")),
                 *(f"{_us(f.get(k))} us" for k in ("p50_us", "p99_us", "p99_9_us", "max_us")),
                 f"{_us(f.get('server_cpu_us_per_request'))} us",
@@ -67,18 +78,24 @@ def e2e_section(results: dict[str, Any]) -> str:
         "",
         "### The bidder against the floor (one worker)",
         "",
+        "gRPC loads against the gRPC echo, HTTP loads (POST /openrtb2/bid) against the HTTP echo.",
+        "",
         "| campaigns | load | throughput | x floor | p50 | p99 | x floor p99 | p99.9 | max | no-bid | errors "
         "| server CPU/req (floor) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     labels = {
-        "unary_closed": "unary, closed",
-        "stream_closed": "stream, closed",
-        "unary_open": "unary, open at {}/s",
+        "unary_closed": "gRPC unary, closed",
+        "stream_closed": "gRPC stream, closed",
+        "unary_open": "gRPC unary, open at {}/s",
+        "http_closed": "HTTP, closed",
+        "http_open": "HTTP, open at {}/s",
     }
     for campaigns, by_load in s["bidder"].items():
         for key, template in labels.items():
             b = by_load.get(key, {})
+            if not b.get("runs"):
+                continue  # results from before the HTTP door
             label = template.format(f"{b.get('offered_rps') or 0:,.0f}")
             lines.append(
                 _row(
@@ -156,8 +173,10 @@ def e2e_section(results: dict[str, Any]) -> str:
         "",
         f"Server CPU per unary request: bidder {_us(c['server_cpu_bidder'])} us, "
         f"echo {_us(c['server_cpu_echo'])} us. "
-        f"In process, outside gRPC (medians of {results['profile']['requests']} requests, "
-        f"{results['profile']['index_type']} index):",
+        f"In process, outside gRPC and HTTP (medians of {results['profile']['requests']} requests, "
+        f"{results['profile']['index_type']} index; `total` is the gRPC door's path, `total_http` the HTTP "
+        "door's, with `decode_json` in place of `decode` and `to_auction`, `encode_json` in place of "
+        "`to_response` and `encode`):",
         "",
         "| part | median |",
         "|---|---:|",
@@ -175,6 +194,18 @@ def e2e_section(results: dict[str, Any]) -> str:
         "the load processes, and GIL hand-offs between the event loop and the background threads). "
         "Top functions: `profile.txt` in the results directory.",
         "",
+    ]
+    h = c.get("http", {})
+    if h.get("server_cpu_bidder") is not None:
+        lines += [
+            f"Over HTTP, a request's {_us(h['server_cpu_bidder'])} us is: HTTP (uvicorn) and asyncio as the "
+            f"HTTP echo pays them, {_us(h['server_cpu_echo'])} us; the path above with the door's JSON "
+            f"decoding and encoding in place of the gRPC copies and protobuf (`total_http`), "
+            f"{_us(h['in_process_path'])} us; background work, {_us(h['background'])} us; and "
+            f"{_us(h['residual'])} us not accounted for in isolation.",
+            "",
+        ]
+    lines += [
         f"Goals at {g['campaigns']:,} campaigns: unary throughput {_x(g['unary_throughput_ratio'])} the echo "
         f"floor (goal 0.80x: {'met' if g['unary_goal_met'] else 'not met'}); streaming throughput "
         f"{_x(g['stream_throughput_over_unary_floor'])} the unary echo floor (goal above 1x: "

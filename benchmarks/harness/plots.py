@@ -1,4 +1,5 @@
-"""PNG plots of a suite's results: the latency CDFs, and p99 against offered load.
+"""PNG plots of a suite's results: the latency CDFs (gRPC unary and stream, HTTP), and p99 against offered
+load.
 
 The CDF's vertical axis is the HDR convention: percentiles spaced by their nines (50, 90, 99, 99.9),
 because the tail is what is compared. matplotlib draws off-screen (Agg): the suite runs headless.
@@ -12,6 +13,12 @@ from typing import Any
 
 LATENCY_CDF = "latency_cdf.png"
 P99_VS_LOAD = "p99_vs_offered_load.png"
+# Each panel of the CDFs: (rpc, the service of its floor, the floor's label, the panel's title)
+CDF_PANELS = (
+    ("unary", "echo", "gRPC echo (floor)", "gRPC unary, closed loop"),
+    ("stream", "echo", "gRPC echo (floor)", "gRPC stream, closed loop"),
+    ("http", "http-echo", "HTTP echo (floor)", "HTTP (OpenRTB JSON), closed loop"),
+)
 
 
 def write_plots(results: dict[str, Any], out: Path) -> list[str]:
@@ -43,12 +50,12 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _latency_cdf(plt: Any, runs: list[dict[str, Any]]) -> Any:
-    figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    for axis, rpc in zip(axes, ("unary", "stream"), strict=True):
+    figure, axes = plt.subplots(1, len(CDF_PANELS), figsize=(18, 5), sharey=True)
+    for axis, (rpc, floor, floor_label, title) in zip(axes, CDF_PANELS, strict=True):
         chosen = [r for r in runs if r["block"] == "catalog" and r["rpc"] == rpc and r["mode"] == "closed"]
         sizes = sorted({r["campaigns"] for r in chosen})
         lines: list[tuple[str, list[dict[str, Any]], str | None]] = [
-            ("echo (floor)", [r for r in chosen if r["service"] == "echo"], "black")
+            (floor_label, [r for r in chosen if r["service"] == floor], "black")
         ]
         lines += [
             (
@@ -67,9 +74,10 @@ def _latency_cdf(plt: Any, runs: list[dict[str, Any]]) -> Any:
             axis.plot(xs, ys, label=label, color=colour, linestyle="--" if colour else "-")
         axis.set_xscale("log")
         axis.set_xlabel("latency (ms, log)")
-        axis.set_title(f"{rpc}, closed loop")
+        axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.lines:
+            axis.legend(fontsize=8)
     ticks = [50, 90, 99, 99.9, 99.99]
     axes[0].set_yticks([_nines(p) for p in ticks], [f"{p:g}%" for p in ticks])
     axes[0].set_ylabel("percentile")

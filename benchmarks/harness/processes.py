@@ -18,9 +18,9 @@ from pathlib import Path
 import redis
 
 HOST = "127.0.0.1"
-# `personabid serve` logs "personabid ready: grpc=ADDR metrics=ADDR admin=ADDR ..." once it serves;
-# the echo service logs "personabid echo ready: grpc=ADDR".
-_READY = re.compile(r"personabid (?:(echo) )?ready: grpc=(\S+)(?: metrics=(\S+))?")
+# `personabid serve` logs "personabid ready: grpc=ADDR metrics=ADDR http=ADDR admin=ADDR ..." once it
+# serves; the echo services log "personabid echo ready: grpc=ADDR" (and " http=ADDR" for the HTTP echo).
+_READY = re.compile(r"personabid (?:(echo) )?ready: grpc=(\S+)(?: metrics=(\S+))?(?: http=(\S+))?")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Ready:
     service: str  # "personabid" or "echo"
     grpc: str
     metrics: str = ""
+    http: str = ""
 
 
 def parse_ready(line: str) -> Ready | None:
@@ -37,7 +38,9 @@ def parse_ready(line: str) -> Ready | None:
     found = _READY.search(line)
     if found is None:
         return None
-    return Ready("echo" if found.group(1) else "personabid", found.group(2), found.group(3) or "")
+    return Ready(
+        "echo" if found.group(1) else "personabid", found.group(2), found.group(3) or "", found.group(4) or ""
+    )
 
 
 def free_port(host: str = HOST) -> int:

@@ -32,10 +32,14 @@ def request_pool(world_dir: Path, count: int, seed: int) -> list[bytes]:
 
 
 class RequestStream:
-    """Requests from a pool in turn, each with a new id: `prefix` (a few hex digits) plus a counter."""
+    """Requests from a pool in turn, each with a new id: `prefix` (a few hex digits) plus a counter.
 
-    def __init__(self, pool: list[bytes], prefix: int) -> None:
-        self._bodies = [template[len(ID_PREFIX) + ID_LENGTH :] for template in pool]
+    Each template starts with `id_prefix` (the encoding's bytes before the id: protobuf's tag and length
+    by default, `{"id":"` for JSON) and its ID_LENGTH-character id, which is replaced."""
+
+    def __init__(self, pool: list[bytes], prefix: int, id_prefix: bytes = ID_PREFIX) -> None:
+        self._bodies = [template[len(id_prefix) + ID_LENGTH :] for template in pool]
+        self._id_prefix = id_prefix
         self._prefix = prefix
         self._sent = 0
 
@@ -43,4 +47,4 @@ class RequestStream:
         body = self._bodies[self._sent % len(self._bodies)]
         auction = b"%08x%024x" % (self._prefix, self._sent)
         self._sent += 1
-        return ID_PREFIX + auction + body
+        return self._id_prefix + auction + body

@@ -2,10 +2,12 @@
 
 Blocks, one after the other, each with its servers started for it and stopped after it:
 
-1. For each catalog size: the bidder and the echo service (one worker each), closed loop, unary then
-   streaming, and an open loop at a fixed moderate rate, each repeated, bidder and echo alternating so
-   that both see the same machine (the idle one is paused). The echo figures of the block are the floor
-   its bidder figures are divided by.
+1. For each catalog size: the bidder and the echo services (one worker each). Over gRPC: closed loop,
+   unary then streaming, and an open loop at a fixed moderate rate; over HTTP (the OpenRTB JSON door,
+   POST /openrtb2/bid): a closed loop and an open loop at a fixed moderate rate. Each is repeated, the
+   bidder and the echo of its protocol alternating so that both see the same machine (the idle services
+   are paused). The echo figures of the block are the floor its bidder figures are divided by: the gRPC
+   echo's for gRPC, the HTTP echo's (uvicorn on a grpc.aio server's loop, as the door) for HTTP.
 2. At the sweep size: an open-loop sweep of offered load, unary, from a tenth of each service's closed-loop
    throughput to past it (the latency-versus-throughput curve), and an open-loop stream.
 3. At the workers size: the same closed loops with N workers for both services, against 1 (block 1).
@@ -34,14 +36,30 @@ from personabid.bench.echo import SERVICE_NAME as ECHO_SERVICE
 from personabid.bench.load import LoadSpec
 from personabid.bench.machine import machine_info
 from personabid.bench.processes import free_port
-from personabid.bench.services import Service, bidder_command, echo_command, process_cpu_seconds
+from personabid.bench.services import (
+    Service,
+    bidder_command,
+    echo_command,
+    http_echo_command,
+    process_cpu_seconds,
+)
 from personabid.bench.worlds import ensure_world
+from personabid.httpdoor import BID_PATH
 
 log = logging.getLogger(__name__)
 BIDDER_SERVICE = "personabid.v1.Bidder"
 RESULTS_FILE = "results.json"
 FORMAT_VERSION = 1
 FIXED_RATE_SHARE = 0.5  # block 1's open loop offers at most this share of the bidder's closed-loop rate
+# Block 1's loads, in the order each repeat runs them: (rpc, mode); rpc "http" is the OpenRTB JSON door.
+CATALOG_LOADS = (
+    ("unary", "closed"),
+    ("stream", "closed"),
+    ("unary", "open"),
+    ("http", "closed"),
+    ("http", "open"),
+)
+HTTP_ECHO = "http-echo"  # the runs' service name of the HTTP echo ("echo" is the gRPC one)
 
 
 @dataclass(frozen=True)
@@ -135,10 +153,14 @@ class Suite:
         world = ensure_world(self.worlds, campaigns)
         scratch = self._scratch / name
         scratch.mkdir(exist_ok=True)
-        return self._start(name, bidder_command(world, free_port(), workers, scratch), workers)
+        command = bidder_command(world, free_port(), workers, scratch, http_port=free_port())
+        return self._start(name, command, workers)
 
     def _echo(self, workers: int, label: str) -> Service:
         return self._start(f"echo-{label}-w{workers}", echo_command(free_port(), workers), workers)
+
+    def _http_echo(self, workers: int, label: str) -> Service:
+        return self._start(f"http-echo-{label}-w{workers}", http_echo_command(free_port(), workers), workers)
 
     # -- one run -------------------------------------------------------------------------------------
 
@@ -153,11 +175,15 @@ class Suite:
         for other in others:
             other.pause()
         service.resume()
+        # A URL path is an HTTP load, sent to the service's HTTP address.
+        target = service.http_addr if spec.service.startswith("/") else service.addr
+        if not target:
+            raise ValueError(f"{service.name} has no address for {spec.service}")
         start = clients.start_time()
         window = (start + spec.warmup, start + spec.warmup + spec.duration)
         sampler = _CpuSampler(service, *window)
         sampler.start()
-        results = clients.run(dataclasses.replace(spec, target=service.addr), start)
+        results = clients.run(dataclasses.replace(spec, target=target), start)
         sampler.join()
         record = report.run_record(results, sampler.cpu_seconds, meta)
         record["worker_cpu_share"] = sampler.shares
@@ -195,23 +221,39 @@ class Suite:
     # -- blocks --------------------------------------------------------------------------------------
 
     def catalog_block(self, clients: LoadClients, campaigns: int) -> None:
-        """Closed loops (unary, stream) and the fixed-rate open loop, bidder and echo alternating."""
+        """Over gRPC, closed loops (unary, stream) and the fixed-rate open loop, bidder and gRPC echo
+        alternating; over HTTP, a closed loop and the fixed-rate open loop, bidder and HTTP echo
+        alternating."""
         clients.prepare(ensure_world(self.worlds, campaigns))
-        with self._echo(1, f"for-{campaigns}") as echo, self._bidder(campaigns, 1) as bidder:
-            pair = {"echo": (echo, ECHO_SERVICE), "bidder": (bidder, BIDDER_SERVICE)}
-            rate = self.plan.fixed_rate
+        with (
+            self._echo(1, f"for-{campaigns}") as echo,
+            self._http_echo(1, f"for-{campaigns}") as http_echo,
+            self._bidder(campaigns, 1) as bidder,
+        ):
+            services = (echo, http_echo, bidder)
+            rates: dict[str, float] = {}  # the open loop's offered rate, by rpc ("unary", "http")
             for repeat in range(self.plan.repeats):
-                for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open")):
-                    if repeat == 0 and mode == "open":
+                for rpc, mode in CATALOG_LOADS:
+                    if mode == "open" and rpc not in rates:
                         # A moderate load for both, well below what this bidder managed in a closed loop:
                         # the latency of a service that keeps up, not of a queue.
                         closed = report.select(
-                            self.runs, block="catalog", service="bidder", campaigns=campaigns, mode="closed"
+                            self.runs,
+                            block="catalog",
+                            service="bidder",
+                            campaigns=campaigns,
+                            rpc=rpc,
+                            mode="closed",
                         )
                         capacity = closed[0]["throughput_rps"]
-                        rate = round(min(self.plan.fixed_rate, FIXED_RATE_SHARE * capacity), 1)
-                    for name, (service, full_name) in pair.items():
-                        other = [s for s, _ in pair.values() if s is not service]
+                        rates[rpc] = round(min(self.plan.fixed_rate, FIXED_RATE_SHARE * capacity), 1)
+                    if rpc == "http":
+                        pair = {HTTP_ECHO: (http_echo, BID_PATH), "bidder": (bidder, BID_PATH)}
+                    else:
+                        pair = {"echo": (echo, ECHO_SERVICE), "bidder": (bidder, BIDDER_SERVICE)}
+                    offered = rates[rpc] if mode == "open" else 0.0
+                    for name, (service, target) in pair.items():
+                        other = [s for s in services if s is not service]
                         meta = {
                             "block": "catalog",
                             "service": name,
@@ -220,10 +262,11 @@ class Suite:
                             "rpc": rpc,
                             "mode": mode,
                             "repeat": repeat,
-                            **({"offered_rps": rate} if mode == "open" else {}),
+                            **({"offered_rps": offered} if mode == "open" else {}),
                         }
-                        offered = rate if mode == "open" else 0.0
-                        self.measure(clients, service, other, self._spec(full_name, rpc, mode, offered), meta)
+                        # HTTP/1.1 calls are unary: the spec's rpc; the URL path says HTTP.
+                        spec = self._spec(target, "unary" if rpc == "http" else rpc, mode, offered)
+                        self.measure(clients, service, other, spec, meta)
 
     def sweep_block(self, clients: LoadClients) -> None:
         """Offered load from low to past saturation, unary, open loop; then an open-loop stream."""
@@ -337,21 +380,21 @@ class Suite:
 def summarize(
     runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """The figures a reader wants: the floor, the bidder against it, workers, the sweep, the goals, and
+    """The figures a reader wants: the floors, the bidder against them, workers, the sweep, the goals, and
     what a request's server CPU is made of."""
     select, medians = report.select, report.medians
     floor = {
-        rpc: medians(select(runs, block="catalog", service="echo", rpc=rpc, mode="closed"))
-        for rpc in ("unary", "stream")
+        rpc: medians(select(runs, block="catalog", service=_floor_of(rpc), rpc=rpc, mode="closed"))
+        for rpc in ("unary", "stream", "http")
     }
     bidder: dict[str, Any] = {}
     for campaigns in plan.sizes:
         by_rpc = {}
-        for rpc, mode in (("unary", "closed"), ("stream", "closed"), ("unary", "open")):
+        for rpc, mode in CATALOG_LOADS:
             chosen = {"block": "catalog", "campaigns": campaigns, "rpc": rpc, "mode": mode}
             by_rpc[f"{rpc}_{mode}"] = report.versus_floor(
                 medians(select(runs, service="bidder", **chosen)),
-                medians(select(runs, service="echo", **chosen)),
+                medians(select(runs, service=_floor_of(rpc), **chosen)),
             )
         bidder[str(campaigns)] = by_rpc
     workers: dict[str, Any] = {}
@@ -397,6 +440,18 @@ def summarize(
     background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
     parts = (bidder_cpu, echo_cpu, in_process, background)
     residual = round(parts[0] - sum(parts[1:]), 1) if all(v is not None for v in parts) else None
+    # The same over HTTP: the HTTP echo's floor, and the path with the door's JSON parts.
+    http = at_goal.get("http_closed", {})
+    http_rate = http.get("throughput_rps")
+    http_parts = (
+        http.get("server_cpu_us_per_request"),
+        http.get("floor_server_cpu_us_per_request"),
+        profile["median_us"].get("total_http"),
+        round(idle * 1000 / http_rate, 1) if idle is not None and http_rate else None,
+    )
+    http_residual = (
+        round(http_parts[0] - sum(http_parts[1:]), 1) if all(v is not None for v in http_parts) else None
+    )
     return {
         "floor": floor,
         "bidder": bidder,
@@ -410,6 +465,13 @@ def summarize(
             "in_process_path": in_process,
             "background": background,
             "residual": residual,
+            "http": dict(
+                zip(
+                    ("server_cpu_bidder", "server_cpu_echo", "in_process_path", "background", "residual"),
+                    (*http_parts, http_residual),
+                    strict=True,
+                )
+            ),
         },
         "idle_cpu_ms_per_s": {
             str(c): services.get(f"bidder-{c}-w1", {}).get("idle_cpu_ms_per_s") for c in plan.sizes
@@ -423,6 +485,11 @@ def summarize(
             "stream_goal_met": stream_vs_unary_floor is not None and stream_vs_unary_floor > 1.0,
         },
     }
+
+
+def _floor_of(rpc: str) -> str:
+    """The service whose figures are the floor of the bidder's over `rpc`."""
+    return HTTP_ECHO if rpc == "http" else "echo"
 
 
 class _CpuSampler(threading.Thread):

@@ -1,7 +1,8 @@
-"""The services under test, each in its own process (tree, with --workers): the bidder and the echo.
+"""The services under test, each in its own process (tree, with --workers): the bidder and the echoes.
 
-A service is started as the operator would start it (`personabid serve`, or the echo module), on
-127.0.0.1 only, and is ready when every worker has logged its ready line. Its CPU time is read from
+A service is started as the operator would start it (`personabid serve`, or an echo module), on
+127.0.0.1 only, and is ready when every worker has logged its ready line, which gives its gRPC address
+and, for the bidder and the HTTP echo, its HTTP one. Its CPU time is read from
 /proc for the whole process tree: what the server spent, whatever the load processes beside it spent.
 While another service is measured it is paused (SIGSTOP), so that its background work (the bidder's
 spend refresh, its artifact watch) does not load the machine under the other's figures.
@@ -24,11 +25,14 @@ from personabid.bench.processes import parse_ready
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def bidder_command(world_dir: Path, port: int, workers: int, scratch: Path) -> list[str]:
+def bidder_command(world_dir: Path, port: int, workers: int, scratch: Path, http_port: int = 0) -> list[str]:
+    """`personabid serve` with its gRPC port and its HTTP door's (0: the OS's choice, one worker only:
+    workers share one port, which must be given)."""
     return [
         sys.executable, "-m", "personabid", "serve",
         "--data-dir", str(world_dir),
         "--grpc-addr", f"127.0.0.1:{port}",
+        "--http-addr", f"127.0.0.1:{http_port}",
         "--metrics-addr", "127.0.0.1:0",
         "--admin-addr", "127.0.0.1:0",
         "--event-log", str(scratch / "events.jsonl"),
@@ -40,6 +44,19 @@ def echo_command(port: int, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "personabid.bench.echo",
         "--grpc-addr", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+    ]  # fmt: skip
+
+
+def http_echo_command(http_port: int, workers: int, grpc_port: int = 0) -> list[str]:
+    """The HTTP echo (and the gRPC echo on its loop, as the bidder serves both). `http_port` 0 is the
+    OS's choice, read from the ready line (Service.http_addr); several workers share one given port."""
+    if http_port == 0 and workers > 1:
+        raise ValueError(f"http_port=0 with {workers} workers: they share one port, which must be given")
+    return [
+        sys.executable, "-m", "personabid.bench.http_echo",
+        "--http-addr", f"127.0.0.1:{http_port}",
+        "--grpc-addr", f"127.0.0.1:{grpc_port}",
         "--workers", str(workers),
     ]  # fmt: skip
 
@@ -63,7 +80,8 @@ class Service:
         self._lines: queue.Queue[str] = queue.Queue()
         self._pump = threading.Thread(target=self._read, daemon=True)
         self._pump.start()
-        self.addr = ""
+        self.addr = ""  # gRPC, HOST:PORT
+        self.http_addr = ""  # HOST:PORT; "" for a service without HTTP (the gRPC echo)
         self.paused = False
 
     def _read(self) -> None:
@@ -74,7 +92,8 @@ class Service:
             self._lines.put(line)
 
     def wait_ready(self, timeout: float) -> str:
-        """Block until every worker logged its ready line; returns the gRPC address."""
+        """Block until every worker logged its ready line; returns the gRPC address (and keeps the HTTP
+        one in `http_addr`)."""
         deadline = time.monotonic() + timeout
         ready = 0
         while ready < self.workers:
@@ -89,7 +108,7 @@ class Service:
             found = parse_ready(line)
             if found:
                 ready += 1
-                self.addr = found.grpc
+                self.addr, self.http_addr = found.grpc, found.http
         return self.addr
 
     def pids(self) -> list[int]:

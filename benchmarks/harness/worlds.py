@@ -10,20 +10,27 @@ Where that target cannot be met (HNSW with the build's M and efConstruction reac
 0.947 on the million-campaign demo catalog, even at efSearch 1024), the world is built with the
 FALLBACK_RECALL target instead, as an operator would with --min-recall; the index manifest records
 the target and the recall reached.
+
+A cached world whose campaign table lacks a column this version of personabid reads (built before the
+catalog grew one) is built again, as new versions of its index and model: the server would refuse to
+load the old ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from personabid.artifact import write_atomic
+from personabid.artifact import resolve, write_atomic
 from personabid.ctr.features import DEFAULT_SPEC
-from personabid.demo import WORLD_FILE, is_built, simulate_log, train_demo_model
+from personabid.demo import WORLD_FILE, WORLD_FORMAT, is_built, simulate_log, train_demo_model
+from personabid.errors import ArtifactError
 from personabid.index.bundle import load_index
+from personabid.index.campaigns import CampaignTable
 from personabid.index.store import BuildOptions, RecallTooLow, write_index
 from personabid.world import World
 
@@ -42,7 +49,11 @@ def ensure_world(root: Path, campaigns: int, min_recall: float | None = None) ->
     """The directory of a built world of `campaigns` campaigns under `root`, building it if missing."""
     directory = world_dir(root, campaigns)
     if is_built(directory):
-        return directory
+        if _readable(directory):
+            return directory
+        # Built again in place: the index and the model are new versions, switched to atomically, so that
+        # a server still reading the old ones keeps them.
+        log.warning("the bench world in %s was built by an older personabid: building it again", directory)
     log.info("building the bench world of %d campaigns in %s", campaigns, directory)
     directory.mkdir(parents=True, exist_ok=True)
     world = World(SEED)
@@ -59,8 +70,19 @@ def ensure_world(root: Path, campaigns: int, min_recall: float | None = None) ->
     simulated = simulate_log(world, bundle, quality, IMPRESSIONS, np.random.default_rng(SEED + 1))
     model, summary = train_demo_model(simulated, bundle.campaigns, DEFAULT_SPEC)
     model.save(directory / "model", {"training": {"data": "bench world simulation", "seed": SEED, **summary}})
-    info = {"seed": SEED, "campaigns": campaigns, "segments": world.segments}
+    # The demo's format: is_built takes a world of another one for a world to build again.
+    info = {"format": WORLD_FORMAT, "seed": SEED, "campaigns": campaigns, "segments": world.segments}
     # Last: a world is built once its world.json exists.
     write_atomic(directory / WORLD_FILE, json.dumps(info, indent=2) + "\n")
     log.info("bench world of %d campaigns built (%s index)", campaigns, bundle.manifest.index_type)
     return directory
+
+
+def _readable(directory: Path) -> bool:
+    """Whether the world's current campaign table has every column this version reads (the file's
+    directory of arrays only: nothing is loaded)."""
+    try:
+        with np.load(resolve(directory / "index") / "campaigns.npz", allow_pickle=False) as data:
+            return {f.name for f in dataclasses.fields(CampaignTable)} <= set(data.files)
+    except (OSError, ValueError, ArtifactError):
+        return False

@@ -26,6 +26,8 @@ class RequestContext:
     site_categories: np.ndarray  # int32 codes of the page's categories and their parents
     blocked_categories: np.ndarray  # int32 codes
     blocked_domains: np.ndarray  # int32 codes
+    blocked_apps: np.ndarray  # int32 codes of the advertised apps' bundles
+    languages: np.ndarray | None  # int32 codes of the creative languages allowed; None: any
 
 
 def context_for(
@@ -38,6 +40,8 @@ def context_for(
     badv: tuple[str, ...],
     region: str = "",
     site_categories: tuple[str, ...] = (),
+    bapp: tuple[str, ...] = (),
+    wlang: tuple[str, ...] = (),
 ) -> RequestContext:
     def codes(name: str, values: tuple[str, ...]) -> np.ndarray:
         found = [table.code_of(name, v) for v in values]
@@ -54,6 +58,9 @@ def context_for(
         ),
         blocked_categories=codes("categories", bcat),
         blocked_domains=codes("domains", badv),
+        blocked_apps=codes("bundles", bapp),
+        # Codes of the languages the catalog has; one it has not, none of its campaigns can match.
+        languages=codes("languages", tuple(w.lower() for w in wlang)) if wlang else None,
     )
 
 
@@ -76,6 +83,21 @@ def blocked_advertiser(table: CampaignTable, rows: np.ndarray, blocked: np.ndarr
     if blocked.size == 0:
         return np.ones(len(rows), dtype=bool)
     return ~np.isin(table.adomain_code[rows], blocked)
+
+
+def blocked_app(table: CampaignTable, rows: np.ndarray, blocked: np.ndarray) -> np.ndarray:
+    """Campaigns whose advertised app (bundle) the exchange does not block."""
+    if blocked.size == 0:
+        return np.ones(len(rows), dtype=bool)
+    return ~np.isin(table.bundle_code[rows], blocked)
+
+
+def language(table: CampaignTable, rows: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    """Campaigns whose creatives' language the exchange allows (wlang); a campaign that declares no
+    language bids only where no language is asked for."""
+    if allowed is None:
+        return np.ones(len(rows), dtype=bool)
+    return np.isin(table.language_code[rows], allowed)
 
 
 def geo(table: CampaignTable, rows: np.ndarray, country_code: int, region_code: int = 0) -> np.ndarray:

@@ -1,5 +1,8 @@
 """One auction, stage by stage: validate, user vector, match, filter, score, price, select.
 
+Request-level filters narrow the matched campaigns once; then each impression narrows them further: a
+creative that fits it, the deals it offers, its floor (in USD, through the currency table).
+
 Every stage works on arrays of candidate campaign rows. The Decision carries the stage timings and what
 each filter removed, so that the serving layer can export them without the core knowing about metrics.
 """
@@ -19,7 +22,6 @@ from personabid.ctr.features import (
     MULTI_VALUED,
     NO_TAG,
     request_tokens,
-    slot_name,
     slot_token,
     tag_token,
     time_tokens,
@@ -27,25 +29,42 @@ from personabid.ctr.features import (
 from personabid.decision import filters
 from personabid.decision.candidates import candidate_features
 from personabid.decision.consent import consent_refusal
+from personabid.decision.creatives import fit
+from personabid.decision.currency import USD, Currencies
+from personabid.decision.deals import DealTerms, deal_terms
 from personabid.decision.match import match
 from personabid.decision.pricing import best, price
 from personabid.decision.reasons import PROGRESS, NoBid
-from personabid.decision.request import DEFAULT_CURRENCY, AuctionRequest, Impression, validate
+from personabid.decision.slots import needs_of, slot_size
 from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import strongest_tags, user_vector
+from personabid.index.campaigns import CampaignTable
+from personabid.openrtb.request import BidRequest, Imp
+from personabid.openrtb.validation import validate
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MICROS_PER_CPM, StateUnavailable, StoreFull
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
-REQUEST_FILTERS = ("similarity", "schedule", "bcat", "badv", "geo", "site_category", "device")
-IMPRESSION_FILTERS = ("floor", "size")
+REQUEST_FILTERS = (
+    "similarity",
+    "schedule",
+    "bcat",
+    "badv",
+    "bapp",
+    "wlang",
+    "geo",
+    "site_category",
+    "device",
+)
+IMPRESSION_FILTERS = ("creative", "deal", "floor")
 
 
 @dataclass(frozen=True)
 class DecisionSettings:
     top_k: int = 100
     min_tmax_ms: int = 5  # below this no decision can be made and delivered in time
-    currencies: frozenset[str] = frozenset({DEFAULT_CURRENCY})
+    currencies: Currencies = field(default_factory=Currencies)
+    seat: str = "personabid"
 
 
 @dataclass(frozen=True)
@@ -54,11 +73,14 @@ class Bid:
     imp_id: str
     campaign_row: int
     campaign_id: str
+    creative: int  # index into the table's creative columns
     creative_id: str
     adomain: str
-    price: float  # CPM
+    price: float  # CPM in the decision's currency
     pctr: float
     match_score: float
+    deal_id: str = ""
+    exp: int = 0  # seconds the bid stands, the impression's exp; 0: not said
 
 
 @dataclass
@@ -70,6 +92,8 @@ class Decision:
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     removed: dict[str, int] = field(default_factory=dict)  # candidates removed per filter
     candidates: int = 0  # campaigns matched before filtering
+    currency: str = USD  # of the bids' prices
+    table: CampaignTable | None = None  # the campaigns the bids' rows and creatives index
 
 
 class Decider:
@@ -94,9 +118,9 @@ class Decider:
         self._tag_tokens = np.array([*(tag_token(t) for t in vocab), NO_TAG], dtype=np.uint64)
         self._scores_tags = MULTI_VALUED in self._spec.fields
 
-    def decide(self, request: AuctionRequest) -> Decision:
+    def decide(self, request: BidRequest) -> Decision:
         started = time.perf_counter()
-        decision = Decision(request_id=request.id)
+        decision = Decision(request_id=request.id, table=self._table)
         stages = decision.stages
         tick = started
 
@@ -106,18 +130,26 @@ class Decider:
             stages[stage] = stages.get(stage, 0.0) + now - tick
             tick = now
 
-        validate(request, self.snapshot.dims, self.settings.currencies)
+        validate(request, self.snapshot.dims)
         lap("validate")
-        if request.tmax_ms is not None and request.tmax_ms < self.settings.min_tmax_ms:
+        if request.tmax is not None and request.tmax < self.settings.min_tmax_ms:
+            return _no_bid(decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"tmax={request.tmax}ms is too short")
+        seat = self.settings.seat
+        if (request.wseat and seat not in request.wseat) or seat in request.bseat:
+            return _no_bid(decision, NoBid.SEAT_BLOCKED, f"seat {seat!r} is not allowed by wseat/bseat")
+        currency = self.settings.currencies.for_bids(request.cur)
+        if currency is None:
             return _no_bid(
-                decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"tmax={request.tmax_ms}ms is too short"
+                decision, NoBid.UNSUPPORTED_CURRENCY, f"cur={list(request.cur)}: no exchange rate configured"
             )
-        if request.coppa == 1:
+        decision.currency = currency
+        regs, profile = request.regs, request.user
+        if regs.coppa == 1:
             return _no_bid(decision, NoBid.COPPA_RESTRICTED, "regs.coppa=1: no profile-based bidding")
-        if request.gdpr == 1 and (why := consent_refusal(request.consent)) is not None:
+        if regs.gdpr == 1 and (why := consent_refusal(profile.consent)) is not None:
             return _no_bid(decision, NoBid.NO_CONSENT, f"regs.gdpr=1 and user.consent {why}")
 
-        user = user_vector(request.tag_vector, request.tags, self.snapshot.bundle.vocab)
+        user = user_vector(profile.tag_vector, profile.tags, self.snapshot.bundle.vocab)
         lap("user_vector")
         if user is None:
             return _no_bid(decision, NoBid.UNMATCHED_USER, "the user has no weight on any known tag")
@@ -131,17 +163,28 @@ class Decider:
         # One clock reading per auction: the schedule filter, the hour features and the event log's
         # record of a win all see the same moment.
         now = self.clock()
+        device = request.device
         context = filters.context_for(
             table,
             int(now),
-            request.devicetype,
-            request.country,
-            request.os,
+            device.devicetype,
+            device.geo.country,
+            device.os,
             request.bcat,
             request.badv,
-            region=request.region,
-            site_categories=request.categories,
+            region=device.geo.region,
+            site_categories=request.page_categories(),
+            bapp=request.bapp,
+            wlang=request.wlang + tuple(tag.split("-", 1)[0] for tag in request.wlangb),
         )
+        if request.bcat and request.cattax != 1:
+            # Blocked categories in a taxonomy the catalog's categories are not coded in cannot be
+            # honoured: no bid rather than an ad the exchange blocks.
+            return _no_bid(
+                decision,
+                NoBid.NO_ELIGIBLE_CAMPAIGN,
+                f"cattax={request.cattax}: bcat is not in IAB Content 1.0",
+            )
         keep = filters.similarity_floor(table, rows, scores)
         rows, scores = _narrow(decision, "similarity", keep, rows, scores)
         if len(rows) == 0:
@@ -151,6 +194,8 @@ class Decider:
             ("schedule", lambda r: filters.schedule(table, r, context.now)),
             ("bcat", lambda r: filters.blocked_category(table, r, context.blocked_categories)),
             ("badv", lambda r: filters.blocked_advertiser(table, r, context.blocked_domains)),
+            ("bapp", lambda r: filters.blocked_app(table, r, context.blocked_apps)),
+            ("wlang", lambda r: filters.language(table, r, context.languages)),
             ("geo", lambda r: filters.geo(table, r, context.country_code, context.region_code)),
             ("site_category", lambda r: filters.site_category(table, r, context.site_categories)),
             ("device", lambda r: filters.device(table, r, context.devicetype, context.os_code)),
@@ -159,14 +204,17 @@ class Decider:
             if len(rows) == 0:
                 lap("filter")
                 return _no_bid(decision, NoBid.NO_ELIGIBLE_CAMPAIGN, f"every matched campaign failed {name}")
-        if self.spend is not None:
-            spend = self.spend
+        # A test auction is not billed: no budget, cap or pacing applies, and nothing is reserved.
+        spend_control = self.spend if request.test != 1 else None
+        user_key = _user_key(request)
+        if spend_control is not None:
+            spend = spend_control
             try:
                 for name, mask, reason in (
                     ("budget", lambda r: spend.budget_left(table, r) > 0, NoBid.BUDGET_EXHAUSTED),
                     (
                         "frequency",
-                        lambda r: spend.under_cap(table, r, request.user_id),
+                        lambda r: spend.under_cap(table, r, user_key),
                         NoBid.FREQUENCY_CAPPED,
                     ),
                     ("pacing", lambda r: spend.paced_in(table, r), NoBid.PACED),
@@ -181,7 +229,7 @@ class Decider:
         lap("filter")
 
         context_tokens: dict[str, int | np.ndarray] = {
-            **request_tokens(request.devicetype, request.os, request.country),
+            **request_tokens(device.devicetype, device.os, device.geo.country),
             **time_tokens(now),
         }
         # Looked up at most once an auction, and only if the model or a bid's event record needs them.
@@ -189,10 +237,18 @@ class Decider:
         if self._scores_tags:
             context_tokens[MULTI_VALUED] = self._tag_tokens[user_tags()]
         furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
-        for imp in request.impressions:
+        for imp in request.imp:
             try:
                 outcome = self._decide_impression(
-                    decision, request, imp, rows, scores, context_tokens, (now, user_tags), lap
+                    decision,
+                    request,
+                    imp,
+                    rows,
+                    scores,
+                    context_tokens,
+                    (now, user_key, user_tags),
+                    lap,
+                    spend_control,
                 )
             except StateUnavailable as exc:
                 decision.bids.clear()  # reservations already made expire on their own
@@ -206,12 +262,14 @@ class Decider:
                 furthest = outcome
 
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-        if request.tmax_ms is not None and elapsed_ms > request.tmax_ms:
+        if request.tmax is not None and elapsed_ms > request.tmax:
             decision.bids.clear()
             return _no_bid(decision, NoBid.INSUFFICIENT_AUCTION_TIME, f"decided in {elapsed_ms:.1f}ms > tmax")
         if not decision.bids:
             detail = {
-                NoBid.NO_ELIGIBLE_CAMPAIGN: "no matched campaign fits the impressions' size or floor",
+                NoBid.NO_ELIGIBLE_CAMPAIGN: "no matched campaign may bid through the impressions' deals",
+                NoBid.UNSUPPORTED_CURRENCY: "the impressions' floor currency has no exchange rate configured",
+                NoBid.NO_FITTING_CREATIVE: "no matched campaign has a creative the impressions take",
                 NoBid.BELOW_FLOOR: "no bid reaches the impressions' floor",
                 NoBid.BUDGET_EXHAUSTED: "no campaign has the budget left for its bid",
             }[furthest]
@@ -221,57 +279,74 @@ class Decider:
     def _decide_impression(
         self,
         decision: Decision,
-        request: AuctionRequest,
-        imp: Impression,
+        request: BidRequest,
+        imp: Imp,
         rows: np.ndarray,
         scores: np.ndarray,
         context_tokens: dict[str, int | np.ndarray],
-        user_context: tuple[float, Callable[[], np.ndarray]],
+        user_context: tuple[float, str, Callable[[], np.ndarray]],
         lap: Callable[[str], None],
+        spend: SpendControl | None,
     ) -> Bid | NoBid:
         table = self._table
-        size_code = None if imp.w == 0 or imp.h == 0 else table.code_of("sizes", slot_name(imp.w, imp.h))
-        # Each mask is computed on the rows its predecessor kept: a mask built before a narrowing would
-        # no longer line up with the rows it is applied to.
-        for name, mask in (
-            ("floor", lambda r: filters.floor_reachable(table, r, imp.bidfloor)),
-            ("size", lambda r: filters.creative_size(table, r, size_code)),
-        ):
-            rows, scores = _narrow(decision, name, mask(rows), rows, scores)
-            if len(rows) == 0:
-                lap("filter")
-                return NoBid.BELOW_FLOOR if name == "floor" else NoBid.NO_ELIGIBLE_CAMPAIGN
+        currencies = self.settings.currencies
+        # Each step narrows the rows (and its own per-row arrays) its predecessor kept: an array built
+        # before a narrowing would no longer line up with the rows it is applied to.
+        creatives = fit(table, rows, needs_of(table, imp))
+        rows, scores, (creatives,) = _narrow_with(
+            decision, "creative", creatives >= 0, rows, scores, creatives
+        )
+        if len(rows) == 0:
+            lap("filter")
+            return NoBid.NO_FITTING_CREATIVE
+        terms: DealTerms = deal_terms(table, rows, imp, self.settings.seat, currencies)
+        rows, scores, (creatives, floors, deals) = _narrow_with(
+            decision, "deal", terms.eligible, rows, scores, creatives, terms.floors, terms.deals
+        )
+        if len(rows) == 0:
+            lap("filter")
+            return NoBid.UNSUPPORTED_CURRENCY if terms.unpriced else NoBid.NO_ELIGIBLE_CAMPAIGN
+        rows, scores, (creatives, floors, deals) = _narrow_with(
+            decision, "floor", table.max_bid[rows] >= floors, rows, scores, creatives, floors, deals
+        )
+        if len(rows) == 0:
+            lap("filter")
+            return NoBid.BELOW_FLOOR
         lap("filter")
 
         indices = candidate_features(
-            self._spec, table, rows, scores, context_tokens, slot_token(imp.w, imp.h)
+            self._spec, table, rows, scores, context_tokens, slot_token(*slot_size(imp))
         )
         pctr = self.snapshot.model.pctr(indices)
         lap("score")
 
-        prices = price(
-            table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, imp.bidfloor
-        )
+        prices = price(table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, floors)
+        # A fixed-price deal is bought at its floor, by any candidate whose bid reaches it.
+        prices = np.where(terms.fixed(deals) & (prices > 0), floors, prices)
         short_of_budget = False
-        if self.spend is not None:
+        if spend is not None:
             # A bid whose cost the campaign's remaining budget cannot cover is not made; when that leaves
             # no bid at all, the reason is the budget, not the floor.
-            short = self.spend.budget_left(table, rows) < np.round(prices * MICROS_PER_CPM)
+            short = spend.budget_left(table, rows) < np.round(prices * MICROS_PER_CPM)
             short_of_budget = bool(np.any(short & (prices > 0)))
             prices[short] = 0.0
         winner = best(prices, pctr)
-        while winner >= 0 and self.spend is not None:
+        now, user_key, user_tags = user_context
+        while winner >= 0 and spend is not None:
             row = int(rows[winner])
             record = self._record(
                 request,
                 imp,
                 row,
+                int(creatives[winner]),
                 float(prices[winner]),
                 float(pctr[winner]),
                 float(scores[winner]),
-                *user_context,
+                now,
+                user_key,
+                user_tags,
             )
-            if self.spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", record):
+            if spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", record):
                 break
             prices[winner] = 0.0  # out of budget after all: the next best bid may still fit
             winner = best(prices, pctr)
@@ -282,52 +357,82 @@ class Decider:
         if winner < 0:
             return NoBid.BUDGET_EXHAUSTED if short_of_budget else NoBid.BELOW_FLOOR
         row = int(rows[winner])
-        creative = table.creative_for(row, size_code or 0)
+        creative = int(creatives[winner])
         campaign_id = str(table.campaign_id[row])
+        deal = int(deals[winner])
         return Bid(
             id=f"{imp.id}-{campaign_id}",
             imp_id=imp.id,
             campaign_row=row,
             campaign_id=campaign_id,
+            creative=creative,
             creative_id=str(table.creative_id[creative]),
             adomain=str(table.adomain[row]),
-            price=float(prices[winner]),
+            price=currencies.from_usd(float(prices[winner]), decision.currency),
             pctr=float(pctr[winner]),
             match_score=float(scores[winner]),
+            deal_id=terms.ids[deal] if deal >= 0 else "",
+            exp=imp.exp or 0,
         )
 
     def _record(
         self,
-        request: AuctionRequest,
-        imp: Impression,
+        request: BidRequest,
+        imp: Imp,
         row: int,
+        creative: int,
         bid: float,
         pctr: float,
         match_score: float,
         now: float,
+        user_key: str,
         user_tags: Callable[[], np.ndarray],
     ) -> BidRecord:
-        """What the event log needs of this bid when its win arrives."""
+        """What the event log needs of this bid when its win arrives (the price in USD)."""
         table = self._table
+        device = request.device
         return BidRecord(
             ts=now,
             request_id=request.id,
             imp_id=imp.id,
-            user=request.user_id,
+            user=user_key,
             campaign=str(table.campaign_id[row]),
             advertiser=str(table.advertiser[row]),
             category=str(table.category[row]),
-            devicetype=request.devicetype,
-            os=request.os,
-            country=request.country,
-            w=imp.w,
-            h=imp.h,
+            devicetype=device.devicetype,
+            os=device.os,
+            country=device.geo.country,
+            w=int(table.creative_w[creative]),
+            h=int(table.creative_h[creative]),
             match=match_score,
             tags=tuple(self.snapshot.bundle.vocab.tags[p] for p in user_tags().tolist() if p >= 0),
             pctr=pctr,
             price=bid,
             model=self.snapshot.model.version,
         )
+
+
+def _user_key(request: BidRequest) -> str:
+    """Whom frequency caps count: the exchange's id for the user, the buyer's, or the device's
+    advertising id (all pseudonyms by now); "" for an unknown user."""
+    user = request.user
+    return user.buyeruid or user.id or request.device.ifa
+
+
+def _narrow_with(
+    decision: Decision,
+    name: str,
+    keep: np.ndarray,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    *aligned: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """_narrow, also narrowing per-row arrays that line up with `rows`."""
+    removed = len(rows) - int(np.count_nonzero(keep))
+    if not removed:
+        return rows, scores, aligned
+    decision.removed[name] = decision.removed.get(name, 0) + removed
+    return rows[keep], scores[keep], tuple(a[keep] for a in aligned)
 
 
 def _narrow(

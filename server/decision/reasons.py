@@ -22,12 +22,17 @@ class NoBid(IntEnum):
     PACED = 507
     NO_CONSENT = 508
     CAPACITY_REACHED = 509
+    UNSUPPORTED_CURRENCY = 510
+    NO_FITTING_CREATIVE = 511
+    SEAT_BLOCKED = 512
 
 
 # How far an impression got before it lost every candidate; the response reports the furthest.
 PROGRESS = {
     NoBid.UNMATCHED_USER: 0,
     NoBid.NO_ELIGIBLE_CAMPAIGN: 1,
-    NoBid.BELOW_FLOOR: 2,
-    NoBid.BUDGET_EXHAUSTED: 3,
+    NoBid.UNSUPPORTED_CURRENCY: 2,
+    NoBid.NO_FITTING_CREATIVE: 3,
+    NoBid.BELOW_FLOOR: 4,
+    NoBid.BUDGET_EXHAUSTED: 5,
 }

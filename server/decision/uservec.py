@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from personabid.index.vocab import Vocabulary
+from personabid.openrtb.request import Tag
 
 
-def user_vector(
-    tag_vector: np.ndarray | None, tags: tuple[tuple[str, float], ...], vocab: Vocabulary
-) -> np.ndarray | None:
+def user_vector(tag_vector: np.ndarray | None, tags: tuple[Tag, ...], vocab: Vocabulary) -> np.ndarray | None:
     """float32 (1, dims) L2-normalised profile, or None when it has no weight on any known tag.
 
     A dense `tag_vector` is used as given (validated to have vocab.dims finite weights); sparse `tags`
@@ -19,10 +18,10 @@ def user_vector(
         vector = np.array(tag_vector, dtype=np.float64).reshape(1, -1)
     else:
         vector = np.zeros((1, vocab.dims), dtype=np.float64)
-        for tag, weight in tags:
-            position = vocab.position(tag)
+        for tag in tags:
+            position = vocab.position(tag.id)
             if position >= 0:
-                vector[0, position] = weight
+                vector[0, position] = tag.weight
     # Any finite weights are a valid profile. In float64 the sum of squares of float32-range weights can
     # neither overflow (226 weights of 3.4e38 square to 2.6e79) nor underflow (1e-45 squares to 1e-90),
     # so one norm suffices; only weights beyond float32's range (possible through the core's own API)

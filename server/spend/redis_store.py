@@ -60,7 +60,8 @@ redis.call('ZADD', KEYS[7], 'GT', ARGV[6], ARGV[7])
 redis.call('EXPIRE', KEYS[7], ARGV[5])
 if ARGV[1] == 'bill' then
   local price = tonumber(ARGV[3])
-  if price < 0 then price = reserved end
+  -- A clearing price above the bid (a notice's price is the exchange's, not signed) spends the bid.
+  if price < 0 or (reserved > 0 and price > reserved) then price = reserved end
   redis.call('INCRBY', KEYS[1], price)
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end

@@ -215,7 +215,10 @@ class MemoryStore:
             pending = self._pending.pop(key, None)
             self._touch(day, campaign, now)
             if mode == "bill":
-                amount = price if price is not None else (reserved[0] if reserved else 0)
+                held = reserved[0] if reserved else 0
+                # A clearing price above the bid (a notice's price is the exchange's to fill in, not
+                # signed) spends the bid: no notice can charge a campaign more than it offered.
+                amount = held if price is None or (held and price > held) else price
                 self._spent[(day, campaign)] = self._spent.get((day, campaign), 0) + amount
             return "applied", pending[0] if pending else None
 

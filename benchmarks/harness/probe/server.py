@@ -50,10 +50,13 @@ class ServerProcess:
     def __init__(self, python: str, data_dir: Path, out_dir: Path, name: str, extra: list[str]) -> None:
         self.log_path = out_dir / f"{name}.log"
         self.grpc_port = free_port()
+        self.http_port = free_port()
         self.command = [
             python, "-m", "personabid", "serve",
             "--data-dir", str(data_dir),
             "--grpc-addr", f"{HOST}:{self.grpc_port}",
+            # The OpenRTB HTTP door too, on a port of its own: never the default, which another may hold.
+            "--http-addr", f"{HOST}:{self.http_port}",
             "--metrics-addr", f"{HOST}:{free_port()}",
             "--admin-addr", f"{HOST}:{free_port()}",
             # The server's impression log stays with the probe's files, not in the shared data directory.
