@@ -1,17 +1,18 @@
 """Coverage-guided fuzzing (atheris, libFuzzer) of request decoding and validation, through the decision.
 
-Every input is taken as the body of a Bid call: bytes -> BidRequest -> AuctionRequest -> decide, on a small
-world, with and without spend control. It must end in one of three ways: the bytes are not a BidRequest
-(DecodeError, which the server answers INVALID_ARGUMENT), the request is refused naming a field
-(InvalidRequest), or it is decided as every answer must be (tests/outcomes.py: well-formed bids or a
-documented no-bid, and a profile with weight on a known tag matched). Anything else, a warning included,
-is a crash: libFuzzer stops and writes the input to `<artifact_prefix>crash-<sha1>`; run the
-harness with that file as its only argument to replay it.
+Every input is taken as the body of a Bid call: bytes -> the API's BidRequest -> the core's OpenRTB
+BidRequest -> decide, on a small world, with and without spend control (the second also rating EUR). It
+must end in one of three ways: the bytes are not a BidRequest (DecodeError, which the server answers
+INVALID_ARGUMENT), the request is refused naming a field (InvalidRequest), or it is decided as every
+answer must be (tests/outcomes.py: well-formed bids or a documented no-bid, and a profile with weight on a
+known tag matched). Anything else, a warning included, is a crash: libFuzzer stops and writes the input to
+`<artifact_prefix>crash-<sha1>`; run the harness with that file as its only argument to replay it.
 
     python -m tests.fuzz_request [--world DIR] [--corpus DIR] [libFuzzer flags, e.g. -max_total_time=300]
 
 `make fuzz` runs it for FUZZ_SECONDS; tests/test_fuzz.py runs it briefly as part of the suite. The corpus
-starts from serialized sample requests of the world, written into --corpus when it is empty.
+starts from serialized sample requests of the world (banner, video, native and deal impressions), written
+into --corpus when it is empty.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SEED_FLOORS = ((0.1,), (1.0,), (2.0,), (5.0,), (0.0, 2.0, 40.0), (1e9,))
 # they pull in), which Numba could not compile instrumented.
 INSTRUMENTED = ("personabid.decision.pipeline", "personabid.wire", "tests.outcomes")
 UNINSTRUMENTED = (
+    "personabid.decision.creatives",
     "personabid.decision.pricing",
     "personabid.index.store",
     "personabid.spend.control",
@@ -44,6 +46,8 @@ def seed_corpus(world_dir: Path, corpus: Path, count: int = 24) -> int:
     """Write serialized sample requests into `corpus` unless it has inputs already; returns how many."""
     from personabid.client import sample_request
     from personabid.demo import read_world
+    from personabid.v1 import bidder_pb2 as pb
+    from personabid.world import DEALS
 
     corpus.mkdir(parents=True, exist_ok=True)
     if any(corpus.iterdir()):
@@ -55,7 +59,18 @@ def seed_corpus(world_dir: Path, corpus: Path, count: int = 24) -> int:
         banner = request.imp[0].banner
         del request.imp[:]
         for j, floor in enumerate(SEED_FLOORS[i % len(SEED_FLOORS)]):
-            request.imp.add(id=str(j + 1), banner=banner, bidfloor=floor, bidfloorcur="USD")
+            imp = request.imp.add(id=str(j + 1), banner=banner, bidfloor=floor, bidfloorcur="USD")
+            # Every medium and deals among the seeds, so that mutations start from each of them.
+            if i % 4 == 1:
+                imp.video.CopyFrom(
+                    pb.Video(mimes=["video/mp4"], minduration=5, maxduration=30, protocols=[3, 7])
+                )
+            elif i % 4 == 2:
+                imp.native.request = '{"ver":"1.2","assets":[{"id":1,"required":1,"title":{"len":90}}]}'
+            elif i % 4 == 3:
+                imp.pmp.private_auction = j % 2
+                imp.pmp.deals.add(id=DEALS[i % len(DEALS)], bidfloor=floor, bidfloorcur="USD", at=1 + i % 3)
+                imp.pmp.deals.add(id="deal-nobody-buys", bidfloor=floor, bidfloorcur="EUR")
         (corpus / f"seed-{i:02d}").write_bytes(request.SerializeToString())
     return count
 
@@ -65,6 +80,7 @@ def harness(world_dir: Path) -> Callable[[bytes], None]:
     from google.protobuf.message import DecodeError
 
     from personabid import wire
+    from personabid.decision.currency import Currencies
     from personabid.decision.pipeline import Decider, DecisionSettings
     from personabid.decision.snapshot import Snapshot
     from personabid.errors import InvalidRequest
@@ -80,7 +96,8 @@ def harness(world_dir: Path) -> Callable[[bytes], None]:
     def with_spend() -> Decider:
         # Fresh state for each input, so that a crash replays from its input alone.
         spend = SpendControl(MemoryStore(), clock=lambda: NOW, rng=np.random.default_rng(0))
-        return Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
+        settings = DecisionSettings(currencies=Currencies({"USD": 1.0, "EUR": 1.08}))
+        return Decider(snapshot, settings, clock=lambda: NOW, spend=spend)
 
     def one_input(data: bytes) -> None:
         try:
@@ -94,7 +111,7 @@ def harness(world_dir: Path) -> Callable[[bytes], None]:
             except InvalidRequest as refused:
                 check_refusal(str(refused))
                 return
-            check_decision(table, request, decision)
+            check_decision(table, request, decision, decider.settings.currencies)
             check_matched(decider, request, decision)
 
     return one_input

@@ -1,11 +1,12 @@
 """Properties of the decision path over generated requests, in the core and through a real server.
 
-Requests range over every field's valid values (floors from 0 to far above every max bid, any slot size,
-1 to 64 impressions, profiles dense or sparse with weights up to float32's limits, currencies, tmax) and
-just outside them. Whatever comes in, the answer is a well-formed bid, a no-bid with a documented reason,
-or a refusal that names the field; never an internal error, a crash or an error in the log. Hypothesis
-runs derandomized, so that CI sees the same examples every time; the @examples keep the defects found so
-far.
+Requests range over every field's valid values (floors from 0 to far above every max bid, 1 to 64
+impressions offering banners of any size and formats, video, audio, native and deals, profiles dense or
+sparse with weights up to float32's limits, currencies with and without a rate, seat, app and language
+rules, test auctions, tmax) and just outside them: each rule of the validation is broken on its own. Whatever
+comes in, the answer is a well-formed bid, a no-bid with a documented reason, or a refusal that names the
+field; never an internal error, a crash or an error in the log. Hypothesis runs derandomized, so that CI
+sees the same examples every time; the @examples keep the defects found so far.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from personabid import wire
+from personabid.decision.currency import Currencies
 from personabid.decision.pipeline import Decider, Decision, DecisionSettings
 from personabid.decision.reasons import NoBid
-from personabid.decision.request import AuctionRequest
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import InvalidRequest
 from personabid.index.campaigns import CampaignTable
+from personabid.openrtb.request import BidRequest
 from personabid.spend.control import SpendControl
 from personabid.spend.store import MemoryStore
 from personabid.v1 import bidder_pb2 as pb
@@ -36,10 +38,14 @@ from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from tests.conftest import ThreadedServer
 from tests.outcomes import DECIDED, check_decision, check_matched, check_refusal, check_response
 from tests.request_cases import (
+    AUDIO_MIMES,
+    DEAL_IDS,
     DIMS,
     F32_MAX,
     F32_TINY,
     HIGH_FLOOR,
+    SPOILABLE,
+    VIDEO_MIMES,
     VOCAB,
     Case,
     cases,
@@ -58,6 +64,11 @@ CORE = settings(
 SERVER = settings(
     CORE, max_examples=60, suppress_health_check=[*SLOW_CHECKS, HealthCheck.function_scoped_fixture]
 )
+# Each rule of the validation on its own, twice: the simplest request that breaks it, and another.
+ONE_RULE = settings(CORE, max_examples=2)
+# The second decider rates EUR (floors in EUR are converted, bids made in EUR when cur asks for it); no
+# decider rates XXX.
+EUR = 1.08
 
 # Defect: with the floor filter and the size filter both computed on the matched rows before either was
 # applied, a floor that removed some candidates but not all broke the size mask (IndexError, INTERNAL).
@@ -92,9 +103,11 @@ def with_examples(examples: list[Case]) -> Callable[[Callable[..., None]], Calla
 def snapshot(demo_dir: Path) -> Snapshot:
     loaded = Snapshot.load(demo_dir / "index", demo_dir / "model")
     assert loaded.dims == DIMS, "the cases are drawn for the demo vocabulary"
-    assert loaded.bundle.campaigns.max_bid.max() * 2 < HIGH_FLOOR, (
-        "the floors drawn must reach above every max bid"
-    )
+    table = loaded.bundle.campaigns
+    assert table.max_bid.max() * 2 < HIGH_FLOOR, "the floors drawn must reach above every max bid"
+    assert set(table.deals[1:].tolist()) <= set(DEAL_IDS), "the deals drawn must be the catalog's"
+    mimes = {m.lower() for m in VIDEO_MIMES + AUDIO_MIMES}
+    assert set(table.mimes[1:].tolist()) <= mimes, "the players drawn must play the catalog's creatives"
     return loaded
 
 
@@ -105,13 +118,14 @@ def plain(snapshot: Snapshot) -> Decider:
 
 @pytest.fixture(scope="module", params=["without spend control", "with spend control"])
 def decider(request: pytest.FixtureRequest, snapshot: Snapshot) -> Decider:
-    spend = None
-    if request.param == "with spend control":
-        spend = SpendControl(MemoryStore(), clock=lambda: NOW, rng=np.random.default_rng(0))
-    return Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
+    if request.param == "without spend control":
+        return Decider(snapshot, DecisionSettings(), clock=lambda: NOW)
+    spend = SpendControl(MemoryStore(), clock=lambda: NOW, rng=np.random.default_rng(0))
+    currencies = Currencies({"USD": 1.0, "EUR": EUR})
+    return Decider(snapshot, DecisionSettings(currencies=currencies), clock=lambda: NOW, spend=spend)
 
 
-def decide(decider: Decider, case: Case) -> tuple[AuctionRequest, Decision | None]:
+def decide(decider: Decider, case: Case) -> tuple[BidRequest, Decision | None]:
     """The core's answer, held to the rules every answer follows; None when the request was refused."""
     request = wire.to_auction(case.message)
     try:
@@ -120,7 +134,7 @@ def decide(decider: Decider, case: Case) -> tuple[AuctionRequest, Decision | Non
         check_refusal(str(exc), case.invalid)
         return request, None
     assert not case.invalid, f"decided a request that breaks {sorted(case.invalid)}"
-    check_decision(decider.snapshot.bundle.campaigns, request, decision)
+    check_decision(decider.snapshot.bundle.campaigns, request, decision, decider.settings.currencies)
     return request, decision
 
 
@@ -136,12 +150,16 @@ def test_core_answers_every_request_with_a_bid_a_documented_no_bid_or_a_refusal_
     decide(decider, case)
 
 
-@CORE
-@given(case=cases(breaks="one"))
-def test_core_refuses_a_request_that_breaks_one_rule_naming_that_rule(plain: Decider, case: Case) -> None:
-    with pytest.raises(InvalidRequest) as refused:
-        plain.decide(wire.to_auction(case.message))
-    check_refusal(str(refused.value), case.invalid)
+@pytest.mark.parametrize("rule", SPOILABLE)
+def test_core_refuses_a_request_that_breaks_one_rule_naming_that_rule(plain: Decider, rule: str) -> None:
+    @ONE_RULE
+    @given(case=cases(breaks=rule))
+    def refused_naming_it(case: Case) -> None:
+        with pytest.raises(InvalidRequest) as refused:
+            plain.decide(wire.to_auction(case.message))
+        check_refusal(str(refused.value), case.invalid)
+
+    refused_naming_it()
 
 
 @CORE
@@ -247,11 +265,11 @@ def test_server_answers_every_request_with_a_bid_a_documented_no_bid_or_invalid_
     code, answer = call(stub, case.message)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         assert isinstance(answer, str)
-        check_refusal(answer, case.invalid)
+        check_refusal(answer, case.invalid_at_the_door)
         return
     assert code == grpc.StatusCode.OK, f"{code.name}: {answer}"
     assert isinstance(answer, pb.BidResponse)
-    assert not case.invalid, f"answered a request that breaks {sorted(case.invalid)}"
+    assert not case.invalid_at_the_door, f"answered a request that breaks {sorted(case.invalid)}"
     check_response(served_table(server), case.message, answer)
 
 
@@ -269,10 +287,10 @@ def test_stream_answers_every_request_with_a_bid_a_documented_no_bid_or_reason_2
     assert len(responses) == 1
     response = responses[0]
     if response.nbr == NoBid.INVALID_REQUEST:
-        check_refusal(response.nbr_detail, case.invalid)
+        check_refusal(response.nbr_detail, case.invalid_at_the_door)
         return
     assert response.nbr == 0 or response.nbr in DECIDED, f"nbr {response.nbr}: {response.nbr_detail}"
-    assert not case.invalid, f"answered a request that breaks {sorted(case.invalid)}"
+    assert not case.invalid_at_the_door, f"answered a request that breaks {sorted(case.invalid)}"
     check_response(served_table(server), message, response)
 
 
@@ -308,6 +326,8 @@ def undecodable(raw: bytes) -> bool:
 
 
 SAMPLE = sample_case(0, dense=True).message.SerializeToString()
+# The longest prefix of the sample that is not a whole message: cut inside its last field.
+CUT_SHORT = next(SAMPLE[:cut] for cut in range(len(SAMPLE) - 1, 0, -1) if undecodable(SAMPLE[:cut]))
 payloads = st.one_of(
     st.binary(min_size=1, max_size=512),
     st.integers(1, len(SAMPLE) - 1).map(lambda cut: SAMPLE[:cut]),  # cut short inside a field
@@ -377,7 +397,7 @@ def bad_payloads(count: int) -> Iterator[bytes]:
 @given(raw=payloads)
 @example(raw=b"\x0f")  # wire type 7 does not exist
 @example(raw=b"\x0a\x02\xff\xfe")  # an id that is not UTF-8
-@example(raw=SAMPLE[:-3])  # a request cut short
+@example(raw=CUT_SHORT)  # a request cut short
 def test_bytes_that_are_not_a_bid_request_are_invalid_argument_with_a_short_message(
     raw_bid: Callable[[bytes], tuple[grpc.StatusCode, str]], raw: bytes
 ) -> None:
