@@ -122,7 +122,7 @@ def retouched(creatives: tuple[Creative, ...], rng: np.random.Generator) -> tupl
         if rng.random() < 0.5:
             attr = rng.choice(np.arange(1, 8), size=int(rng.integers(1, 3)), replace=False)
             creative = replace(creative, attr=tuple(sorted(int(a) for a in attr)))
-        if rng.random() < 0.3:
+        if rng.random() < 0.5:
             creative = replace(creative, landing=f"http://{creative.id}.example/")
         out.append(creative)
     order = rng.permutation(len(out)) if rng.random() < 0.5 else range(len(out))
@@ -167,7 +167,7 @@ def targeted(specs: list[CampaignSpec], rng: np.random.Generator) -> list[Campai
         if rng.random() < 0.25:
             changes["deals"] = some(DEALS, 2)
             changes["deal_only"] = bool(rng.random() < 0.3)
-        if rng.random() < 0.3:
+        if rng.random() < 0.4:
             changes["creatives"] = retouched(spec.creatives, rng)
         out.append(replace(spec, **changes))  # type: ignore[arg-type]
     return out
@@ -614,6 +614,8 @@ def impression(
             ],
         )
         battr = c.some(list(range(1, 9)), 2, least=1) if c.chance(0.4) else ()
+        if fit is not None and fit.attr and c.chance(0.5):
+            battr = (*battr, c.pick(fit.attr))  # the one creative that fits has an attribute it blocks
         fields["banner"] = Banner(w=w, h=h, format=formats, battr=battr)
     mimes = [str(m) for m in table.mimes[1:]]
     if "video" in media:
@@ -654,7 +656,8 @@ def impression(
         id=f"imp-{index}",
         bidfloor=floor(),
         bidfloorcur=c.pick(["USD"] * 7 + ["EUR", "JPY", "XXX"]),
-        secure=c.pick([None, 0, 1]),
+        # Plain-http creatives are refused where https is asked for; the focus campaign's fitting one too.
+        secure=1 if fit is not None and not fit.secure and c.chance(0.5) else c.pick([None, 0, 1]),
         **fields,
     )
 
