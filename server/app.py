@@ -175,7 +175,12 @@ class BidServer:
         auctioneer = Auctioneer(
             lambda: self.reloader.decider, self.metrics, pseudonym, responder, executor=self._decisions
         )
-        notifier = Notifier(self.spend, self._record_event, self.metrics.observe_notification)
+        notifier = Notifier(
+            self.spend,
+            self._record_event,
+            self.metrics.observe_notification,
+            self.decision_settings.currencies,
+        )
         bidder = BidderServicer(auctioneer, self.metrics, notifier)
         self.bidder, self.auctioneer = bidder, auctioneer
         refuse = bidder.refuse_undecodable

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from personabid.bidrecord import BidRecord
+from personabid.decision.currency import USD, Currencies
 from personabid.errors import InvalidRequest
 from personabid.spend.control import MODES, Notification, SpendControl, validate_notification
 
@@ -31,13 +32,26 @@ class Notifier:
     """Applies notices in order. StateUnavailable propagates: the caller answers UNAVAILABLE, and what was
     applied before it stays applied (a resend is deduplicated)."""
 
-    def __init__(self, spend: SpendControl, sink: EventSink, observe: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        spend: SpendControl,
+        sink: EventSink,
+        observe: Callable[[str, str], None],
+        currencies: Currencies | None = None,
+    ) -> None:
         self._spend = spend
         self._sink = sink
         self._observe = observe  # (type, outcome) for metrics
+        # Bids priced in another currency (the request's `cur`) win in it: their notices are converted
+        # to USD, which budgets are kept in, at the same table's rate.
+        self._currencies = currencies or Currencies()
 
     def handle(self, note: Notification, tally: Tally, where: str) -> None:
         """Check `note` (its fields named under `where` in a refusal), apply it, and log it."""
+        if note.cur not in ("", USD):
+            in_usd = self._currencies.to_usd(note.price, note.cur)
+            if in_usd is not None:
+                note = replace(note, price=in_usd, cur="")
         try:
             validate_notification(note, where)
         except InvalidRequest as exc:

@@ -3,15 +3,18 @@ fetched from a real server's HTTP door."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from personabid.client import sample_auction
 from personabid.openrtb.codec import encode
 from personabid.world import World
-from tests.conftest import ThreadedServer
+from tests.conftest import ThreadedServer, server_settings
 from tests.http import fetch, post_bid
 from tests.test_metrics import value
 
@@ -101,3 +104,26 @@ def test_a_win_price_above_the_bid_spends_no_more_than_the_bid(
     before = spent(server)
     assert fetch(substituted(bid["nurl"], price=bid["price"] * 100)).status == 200
     assert spent(server) == pytest.approx(before + bid["price"] / 1000)
+
+
+@pytest.fixture(scope="module")
+def euro_server(demo_dir: Path) -> Iterator[ThreadedServer]:
+    running = ThreadedServer(server_settings(demo_dir, currencies={"USD": 1.0, "EUR": 2.0})).start()
+    yield running
+    running.stop()
+
+
+def test_a_win_in_the_currency_bid_in_is_charged_in_usd(euro_server: ThreadedServer, world: World) -> None:
+    bid = None
+    for seed in range(100):
+        request = replace(sample_auction(world, np.random.default_rng(seed)), cur=("EUR",))
+        reply = post_bid(euro_server.http_addr, encode(request))
+        if reply.status == 200:
+            assert reply.json()["cur"] == "EUR"
+            bid = reply.json()["seatbid"][0]["bid"][0]
+            break
+    assert bid is not None, "no sample request among 100 got a bid"
+    before = spent(euro_server)
+    url = substituted(bid["nurl"], price=bid["price"]).replace("cur=USD", "cur=EUR")
+    assert fetch(url).status == 200
+    assert spent(euro_server) == pytest.approx(before + bid["price"] * 2.0 / 1000, rel=1e-4)

@@ -562,7 +562,8 @@ def player(c: Choices, mimes: list[str], fit: Creative | None) -> dict[str, Any]
             ],
         )
         mime = c.pick([fit.mime, fit.mime.upper()])  # MIME types are case-insensitive
-        return {"mimes": (mime,), **timing, "protocols": c.pick([(), (fit.protocol,), (2,)])}
+        protocols = c.pick([(), (fit.protocol,), (2, fit.protocol), (2,), (2, 5)])  # its own, or others
+        return {"mimes": (mime,), **timing, "protocols": protocols}
     timing = c.pick(
         [
             {"minduration": c.pick([0, 10, 15, 16, 20, 30])},
