@@ -57,7 +57,7 @@ class Responder:
         return Bid(
             id=bid.id,
             impid=bid.imp_id,
-            price=round(bid.price, 6),
+            price=bid.price,  # unrounded: a rounded price could fall under a floor
             adid=bid.creative_id,
             nurl=urls.nurl,
             burl=urls.burl,

@@ -178,3 +178,9 @@ def test_json_nested_beyond_any_request_is_400(server: ThreadedServer) -> None:
     deep = b'{"id":"a","ext":' + b"[" * 5000 + b"]" * 5000 + b',"imp":[{"id":"1","banner":{}}]}'
     reply = post_bid(server.http_addr, deep)
     assert reply.status == 400 and "nested too deeply" in reply.json()["error"]
+
+
+def test_an_overlong_user_id_is_400_though_ids_are_hashed_at_the_door(server: ThreadedServer) -> None:
+    body = {"id": "a", "imp": [{"id": "1", "banner": {}}], "user": {"id": "u" * 100_000}}
+    reply = post_bid(server.http_addr, body)
+    assert reply.status == 400 and reply.json()["field"] == "user.id"

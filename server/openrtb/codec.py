@@ -19,6 +19,7 @@ import numpy as np
 from personabid.errors import InvalidRequest
 from personabid.openrtb.request import BidRequest, Eid, Uid
 from personabid.openrtb.response import BidResponse
+from personabid.openrtb.validation import validate_ids
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
@@ -69,6 +70,7 @@ def pseudonymised(request: BidRequest, pseudonym: Callable[[str], str]) -> BidRe
     user, device = request.user, request.device
     if not (user.id or user.buyeruid or user.eids or device.ifa):
         return request
+    validate_ids(request)  # their size limits, while they are still the sender's ids
     eids = tuple(
         Eid(source=e.source, uids=tuple(Uid(id=pseudonym(u.id), atype=u.atype) for u in e.uids))
         for e in user.eids

@@ -430,6 +430,17 @@ def _tags_hold(tags: tuple[Tag, ...]) -> bool:
     )
 
 
+def validate_ids(request: BidRequest) -> None:
+    """The size limits of the user's and device's ids: checked before they are replaced by pseudonyms
+    (codec.pseudonymised), which are all the same length whatever they hash."""
+    _id("user.id", request.user.id, required=False)
+    _id("user.buyeruid", request.user.buyeruid, required=False)
+    _id("device.ifa", request.device.ifa, required=False)
+    for i, eid in enumerate(request.user.eids):
+        for j, uid in enumerate(eid.uids):
+            _id(f"user.eids[{i}].uids[{j}].id", uid.id, required=False)
+
+
 def _source(source: Source) -> None:
     _flag("source.fd", source.fd)
     _text("source.tid", source.tid)
