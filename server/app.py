@@ -167,10 +167,11 @@ class BidServer:
         self._http_socket = listen(self.settings.http_addr, reuse_port=self.settings.workers > 1)
         self.http_port = int(self._http_socket.getsockname()[1])
         host, _ = split_addr(self.settings.http_addr)
+        notice_key = pseudonym.signing_key()
         responder = Responder(
             self.settings.seat,
             self.settings.notice_base_url or f"http://{_url_host(host)}:{self.http_port}",
-            pseudonym.signing_key(),
+            notice_key,
         )
         auctioneer = Auctioneer(
             lambda: self.reloader.decider, self.metrics, pseudonym, responder, executor=self._decisions
@@ -220,7 +221,7 @@ class BidServer:
         if admin is not None:
             await admin.start()
         self.server, self.admin = server, admin
-        door = HttpDoor(auctioneer, notifier, pseudonym.signing_key(), self.metrics, lambda: self.serving)
+        door = HttpDoor(auctioneer, notifier, notice_key, self.metrics, lambda: self.serving)
         await self._start_http(door)
         log.info(
             "listening: grpc port %d, http port %d, metrics port %d; loading",

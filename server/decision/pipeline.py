@@ -438,10 +438,7 @@ def _narrow_with(
 def _narrow(
     decision: Decision, name: str, keep: np.ndarray, rows: np.ndarray, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    removed = len(rows) - int(np.count_nonzero(keep))
-    if removed:
-        decision.removed[name] = decision.removed.get(name, 0) + removed
-        return rows[keep], scores[keep]
+    rows, scores, _ = _narrow_with(decision, name, keep, rows, scores)
     return rows, scores
 
 
