@@ -42,12 +42,24 @@ class AdminServicer(pb_grpc.AdminServicer):
     ) -> pb.ReloadResponse:
         return await self._reload("model", request, context)
 
+    async def ReloadProfiles(
+        self, request: pb.ReloadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReloadResponse:
+        if "profiles" not in self._reloader.states:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this server reads no profile artifact (profile_store is not 'embedded')",
+            )
+        return await self._reload("profiles", request, context)
+
     async def GetStatus(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.Status:
         decider = self._reloader.decider
         status = pb.Status(serving=decider is not None)
         now = time.time()
-        for kind, target in (("index", status.index), ("model", status.model)):
-            state = self._reloader.states[kind]  # type: ignore[index]
+        for kind, target in (("index", status.index), ("model", status.model), ("profiles", status.profiles)):
+            state = self._reloader.states.get(kind)  # type: ignore[call-overload]
+            if state is None:
+                continue
             target.path = str(state.path)
             target.version = state.version
             target.loaded_unix = int(state.loaded_unix)
@@ -67,4 +79,11 @@ class AdminServicer(pb_grpc.AdminServicer):
             status.model.built_unix = int(model_built)
             status.model.age_seconds = now - model_built
             status.model.type = model.model_type
+        profiles = self._reloader.profiles
+        if profiles is not None:
+            profiles_built = version_time(profiles.version)
+            status.profiles.built_unix = int(profiles_built)
+            status.profiles.age_seconds = now - profiles_built
+            status.profiles.type = "embedded"
+            status.profiles.users = profiles.arrays.users
         return status

@@ -38,6 +38,8 @@ from personabid.httpdoor import HttpDoor
 from personabid.lograte import RateLimitFilter
 from personabid.notifications import Notifier
 from personabid.privacy import Pseudonymizer
+from personabid.profiles.source import ProfileSource
+from personabid.profiles.suppression import Suppression
 from personabid.reload import Reloader
 from personabid.respond import Responder
 from personabid.servicer import BidderServicer
@@ -99,7 +101,14 @@ class BidServer:
             min_tmax_ms=settings.min_tmax_ms,
             currencies=Currencies(settings.currencies),
             seat=settings.seat,
+            profile_weight=settings.blend_profile,
+            segments_weight=settings.blend_segments,
+            context_weight=settings.blend_context,
+            context_match_scale=settings.context_match_scale,
+            profile_ids=settings.profile_id_order,
         )
+        # The keyed hash of user ids: requests' ids are looked up, logged and counted only as pseudonyms.
+        self.pseudonym = Pseudonymizer.from_environment(settings.key_file)
         limits = StoreLimits(
             max_pending=settings.max_pending_bids,
             max_frequency_keys=settings.max_frequency_keys,
@@ -127,6 +136,14 @@ class BidServer:
             self.metrics.observe_snapshot,
             self.metrics.observe_reload,
             spend=self.spend,
+            profiles=ProfileSource(
+                settings.profile_store,
+                settings.profiles,
+                Suppression(settings.suppression),
+                self.pseudonym,
+                redis_url=settings.redis_url,
+                timeout_seconds=settings.profile_timeout_ms / 1000.0,
+            ),
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -161,7 +178,7 @@ class BidServer:
         self.reloader.decider = decider
 
     async def start(self) -> None:
-        pseudonym = Pseudonymizer.from_environment(self.settings.key_file)
+        pseudonym = self.pseudonym
         self.event_log = EventLog(self.settings.events)
         server = grpc.aio.server(options=server_options(self.settings))
         self._http_socket = listen(self.settings.http_addr, reuse_port=self.settings.workers > 1)
@@ -268,8 +285,8 @@ class BidServer:
         self.serving = True
         manifest = decider.snapshot.bundle.manifest
         log.info(
-            "personabid ready: grpc=%s metrics=%s http=%s admin=%s campaigns=%d index=%s (%s) model=%s, "
-            "loaded in %.1fs",
+            "personabid ready: grpc=%s metrics=%s http=%s admin=%s campaigns=%d index=%s (%s) model=%s "
+            "profiles=%s, loaded in %.1fs",
             _with_port(self.settings.grpc_addr, self.grpc_port),
             _with_port(self.settings.metrics_addr, self.metrics_port),
             _with_port(self.settings.http_addr, self.http_port),
@@ -278,6 +295,7 @@ class BidServer:
             decider.snapshot.bundle.version,
             manifest.index_type,
             decider.snapshot.model.version,
+            _profiles_in_force(self.reloader),
             time.perf_counter() - started,
         )
         if self.settings.watch_seconds > 0:
@@ -418,3 +436,15 @@ async def serve(settings: Settings, admin: bool = True) -> None:
         log.info("signal received: draining calls in flight")
     finally:
         await server.stop()
+
+
+def _profiles_in_force(reloader: Reloader) -> str:
+    """The ready line's account of the profiles: the version and its users, Redis, or none."""
+    source = reloader.profile_source
+    if source is None or source.kind == "none":
+        return "none"
+    if source.kind == "redis":
+        return "redis"
+    if reloader.profiles is None:
+        return "none"
+    return f"{reloader.profiles.version} ({reloader.profiles.arrays.users} users)"

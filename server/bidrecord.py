@@ -39,6 +39,9 @@ class BidRecord:
     price: float | None = None  # CPM
     model: str | None = None  # the model version that predicted `pctr`
     click: int = 0  # 1 if already known clicked when written; later clicks are records of their own
+    # What the user vector was blended from ("profile", "segments", "context"), so that models and
+    # reports can split by it; () when not known (records written before it was kept).
+    sources: tuple[str, ...] = ()
     # Spend control's, never logged: a win counts a view against the frequency cap the bid was made under.
     freq_cap: int = 0
     freq_window: float = 0.0  # seconds
@@ -70,6 +73,8 @@ class BidRecord:
         if self.model is not None:
             record["model"] = self.model
         record["click"] = int(self.click)
+        if self.sources:
+            record["sources"] = list(self.sources)
         return json.dumps(record, separators=(",", ":"))
 
     def to_json(self) -> str:
@@ -82,6 +87,7 @@ class BidRecord:
         data = json.loads(text)
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["tags"] = tuple(values.get("tags", ()))
+        values["sources"] = tuple(values.get("sources", ()))
         return cls(**values)
 
 

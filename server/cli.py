@@ -1,5 +1,5 @@
 """The `personabid` command line: the serving commands (serve, demo, call, health, admin) and the offline
-tools (index, train, evaluate, bench), each tool registering its own subcommands."""
+tools (index, train, evaluate, bench, profiles), each tool registering its own subcommands."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ TOOLS = {
     "train": "personabid.training.commands",
     "evaluate": "personabid.training.commands",
     "bench": "personabid.bench.commands",
+    "profiles": "personabid.training.profiles.commands",
 }
 
 
@@ -98,7 +99,9 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--watch-seconds", type=float, help="check the artifact roots for new versions this often (0: never)"
     )
     serve.add_argument(
-        "--redis-url", help="shared spend state for several workers or machines (default: in this process)"
+        "--redis-url",
+        help="shared spend state for several workers or machines (default: in this process), and the "
+        "profiles with --profile-store redis",
     )
     serve.add_argument(
         "--event-log", type=Path, help="impression and click log (default DATA_DIR/events.jsonl)"
@@ -109,6 +112,14 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--model-path", type=Path, help="model artifact root or version (default DATA_DIR/model)"
+    )
+    serve.add_argument(
+        "--profiles-path", type=Path, help="user profile artifact root or version (default DATA_DIR/profiles)"
+    )
+    serve.add_argument(
+        "--profile-store",
+        choices=("embedded", "redis", "none"),
+        help="where profiles are looked up: the artifact (default), Redis (--redis-url), or nowhere",
     )
     serve.add_argument("--top-k", type=int, help=f"personas matched per request (default {Settings.top_k})")
     serve.add_argument(
@@ -134,6 +145,12 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--campaigns", type=int, default=10_000, help="number of campaigns (default %(default)s)"
     )
     demo.add_argument("--impressions", type=int, default=400_000, help="simulated training impressions")
+    demo.add_argument(
+        "--people",
+        type=int,
+        default=20_000,
+        help="people with ids, behaviour and profiles (default %(default)s)",
+    )
     demo.add_argument("--seed", type=int, default=7, help="world seed (default %(default)s)")
     demo.add_argument("--if-missing", action="store_true", help="do nothing if the directory holds a world")
     demo.set_defaults(run=_demo)
@@ -146,10 +163,17 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "print the BidResponse as JSON.",
     )
     call.add_argument("request", nargs="?", help="JSON request file, or - for standard input")
-    call.add_argument("--sample", action="store_true", help="a request for a random demo-world user")
     call.add_argument(
-        "--dense", action="store_true", help="with --sample: send user.tag_vector, not user.tags"
+        "--sample",
+        action="store_true",
+        help="what an exchange sends for a random person of the demo world: an id and the context",
     )
+    call.add_argument(
+        "--tags",
+        action="store_true",
+        help="with --sample: send the person's tags (user.tags) instead of their id",
+    )
+    call.add_argument("--dense", action="store_true", help="with --sample: send user.tag_vector, no id")
     call.add_argument("--seed", type=int, help="with --sample: random seed")
     call.add_argument(
         "--data-dir", type=Path, default=Settings.data_dir, help="demo world (default %(default)s)"
@@ -183,7 +207,7 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Talk to a running server's Admin service, at --addr, else $PERSONABID_ADMIN_ADDR, "
         "else the default.",
     )
-    admin.add_argument("action", choices=("status", "reload-index", "reload-model"))
+    admin.add_argument("action", choices=("status", "reload-index", "reload-model", "reload-profiles"))
     admin.add_argument("--version", default="", help="reload this version instead of the root's CURRENT")
     admin.add_argument(
         "--addr", help=f"Admin address (else $PERSONABID_ADMIN_ADDR, else {Settings.admin_addr})"
@@ -221,6 +245,8 @@ def _serve(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "index_path": args.index_path,
         "model_path": args.model_path,
+        "profiles_path": args.profiles_path,
+        "profile_store": args.profile_store,
         "top_k": args.top_k,
         "min_tmax_ms": args.min_tmax_ms,
         "grace_seconds": args.grace_seconds,
@@ -245,7 +271,8 @@ def _demo(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).info("demo world already in %s", args.out)
         return 0
     result = build_demo(
-        args.out, DemoSpec(seed=args.seed, campaigns=args.campaigns, impressions=args.impressions)
+        args.out,
+        DemoSpec(seed=args.seed, campaigns=args.campaigns, impressions=args.impressions, people=args.people),
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -264,11 +291,13 @@ def _call(args: argparse.Namespace) -> int:
         print("personabid call: give a JSON request (FILE or -) or --sample, not both", file=sys.stderr)
         return 2
     if args.sample:
-        from personabid.demo import read_world
+        from personabid.demo import read_people, read_world
 
-        auction = client.sample_auction(
-            read_world(args.data_dir), np.random.default_rng(args.seed), args.dense
-        )
+        world, rng = read_world(args.data_dir), np.random.default_rng(args.seed)
+        if args.tags or args.dense:
+            auction = client.sample_auction(world, rng, args.dense)
+        else:
+            auction = client.exchange_auction(world, read_people(args.data_dir, world), rng)
         body = encode(auction)
     else:
         body = (sys.stdin.read() if args.request == "-" else Path(args.request).read_text()).encode()
@@ -336,7 +365,11 @@ def _admin(args: argparse.Namespace) -> int:
             if args.action == "status":
                 answer = stub.GetStatus(admin_pb2.StatusRequest(), timeout=args.timeout)
             else:
-                reload = stub.ReloadIndex if args.action == "reload-index" else stub.ReloadModel
+                reload = {
+                    "reload-index": stub.ReloadIndex,
+                    "reload-model": stub.ReloadModel,
+                    "reload-profiles": stub.ReloadProfiles,
+                }[args.action]
                 answer = reload(admin_pb2.ReloadRequest(version=args.version), timeout=args.timeout)
         except grpc.RpcError as exc:
             print(f"personabid admin: {exc.code().name}: {exc.details()}", file=sys.stderr)

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from personabid import wire
+from personabid.behaviour import Population, page_category
 from personabid.httpdoor import BID_PATH
 from personabid.openrtb.codec import decode_request
 from personabid.openrtb.request import Banner, BidRequest, Device, Geo, Imp, Site, Tag, User
@@ -54,6 +55,31 @@ def sample_auction(world: World, rng: np.random.Generator, dense: bool = False) 
         site=Site(id="demo-site", domain="news.example", cat=("IAB12",)),
         device=Device(devicetype=devicetype, os=str(users.os[0]), geo=Geo(country=str(users.country[0]))),
         user=profile,
+        tmax=100,
+        cur=("USD",),
+    )
+
+
+def exchange_auction(
+    world: World, people: Population, rng: np.random.Generator, person: int | None = None
+) -> BidRequest:
+    """What an exchange sends for a person of the demo world (`person`, or a random one): their id
+    (user.buyeruid, the id this bidder syncs with the exchange), the page they read (an IAB content
+    category), their device and country; no tag vector. The server finds the person's profile by the id."""
+    if person is None:
+        person = int(rng.integers(len(people.ids)))
+    users = people.users
+    devicetype = int(users.devicetype[person])
+    w, h = SIZES[int(rng.choice(DEVICE_SIZES[devicetype]))]
+    category = page_category(world, users.vectors[person], rng)
+    return BidRequest(
+        id=uuid.uuid4().hex,
+        imp=(Imp(id="1", banner=Banner(w=w, h=h), bidfloor=0.1, bidfloorcur="USD"),),
+        site=Site(id="demo-site", domain="pages.example", cat=(category,), page="https://pages.example/a"),
+        device=Device(
+            devicetype=devicetype, os=str(users.os[person]), geo=Geo(country=str(users.country[person]))
+        ),
+        user=User(buyeruid=people.ids[person]),
         tmax=100,
         cur=("USD",),
     )

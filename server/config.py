@@ -17,6 +17,8 @@ from personabid.errors import ConfigError
 ENV_PREFIX = "PERSONABID_"
 CONFIG_ENV = "PERSONABID_CONFIG"
 MAX_WORKERS = 64
+PROFILE_STORES = ("embedded", "redis", "none")
+PROFILE_IDS = ("buyeruid", "id", "ifa")  # user.buyeruid, user.id, device.ifa
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,25 @@ class Settings:
     # the exchange asks for. A currency not listed is declined (no-bid 510), never guessed. In TOML a
     # table ([currencies] EUR = 1.08); in the environment "EUR=1.08,GBP=1.27". USD is always 1.
     currencies: dict[str, float] = dataclasses.field(default_factory=lambda: {"USD": 1.0})
+    # User profiles (README: "Profiles"): the artifact root `personabid profiles build` writes; where they
+    # are looked up ("embedded": that artifact, memory-mapped by every worker; "redis": redis_url, filled
+    # by `personabid profiles push`, for profiles updated continuously; "none"); which request ids find a
+    # user, first present first; the Redis lookup's timeout, after which the request is bid without it.
+    profiles_path: Path | None = None  # default: data_dir/profiles
+    profile_store: str = "embedded"
+    profile_ids: str = "buyeruid,id,ifa"
+    profile_timeout_ms: float = 5.0
+    # Pseudonyms of the people who asked to be forgotten (`personabid profiles forget`): never looked up,
+    # never built again.
+    profile_suppression: Path | None = None  # default: data_dir/profiles.suppressed
+    # The user vector: blend_profile x the profile + blend_segments x the exchange's segments +
+    # blend_context x the context, each part a unit vector first (README: "How a user is matched").
+    blend_profile: float = 1.0
+    blend_segments: float = 0.6
+    blend_context: float = 0.4
+    # A context-only vector is sparser than a profile, so its cosine with a persona is lower: campaigns'
+    # similarity floors are scaled by this for it (1: no scaling).
+    context_match_scale: float = 0.75
 
     def __post_init__(self) -> None:
         for name in ("grpc_addr", "http_addr", "metrics_addr", "admin_addr"):
@@ -78,6 +99,24 @@ class Settings:
                 )
         if self.currencies.get("USD", 1.0) != 1.0:
             raise ConfigError(f"setting currencies: USD={self.currencies['USD']}: USD is worth 1 USD")
+        if self.profile_store not in PROFILE_STORES:
+            raise ConfigError(
+                f"setting profile_store={self.profile_store!r}: expected one of {PROFILE_STORES}"
+            )
+        if self.profile_store == "redis" and not self.redis_url:
+            raise ConfigError("setting profile_store='redis' needs redis_url")
+        ids = [part.strip() for part in self.profile_ids.split(",")]
+        if not ids or len(set(ids)) != len(ids) or not set(ids) <= set(PROFILE_IDS):
+            raise ConfigError(
+                f"setting profile_ids={self.profile_ids!r}: expected a comma-separated order of {PROFILE_IDS}"
+            )
+        for name in ("blend_profile", "blend_segments", "blend_context"):
+            if not 0.0 <= getattr(self, name) < float("inf"):
+                raise ConfigError(f"setting {name}={getattr(self, name)}: expected a finite weight >= 0")
+        if not 0.0 < self.context_match_scale <= 1.0:
+            raise ConfigError(f"setting context_match_scale={self.context_match_scale}: expected (0, 1]")
+        if not 0.0 < self.profile_timeout_ms <= 1000.0:
+            raise ConfigError(f"setting profile_timeout_ms={self.profile_timeout_ms}: expected (0, 1000]")
         for name in ("min_tmax_ms", "grace_seconds", "drain_seconds", "watch_seconds", "inflight_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)}: must not be negative")
@@ -93,6 +132,18 @@ class Settings:
     @property
     def events(self) -> Path:
         return self.event_log or self.data_dir / "events.jsonl"
+
+    @property
+    def profiles(self) -> Path:
+        return self.profiles_path or self.data_dir / "profiles"
+
+    @property
+    def suppression(self) -> Path:
+        return self.profile_suppression or self.data_dir / "profiles.suppressed"
+
+    @property
+    def profile_id_order(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.profile_ids.split(","))
 
     @property
     def key_file(self) -> Path:

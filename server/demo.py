@@ -4,6 +4,8 @@ DIR/world.json   seed and sizes, so that clients can draw users of the same worl
 DIR/catalog.jsonl  the campaigns as a catalog, which `personabid index build` rebuilds the index from
 DIR/index/       the index artifact root (CURRENT + versions)
 DIR/model/       the model artifact root
+DIR/behaviour/events.jsonl  what the world's people did (raw ids, as a collector records them)
+DIR/profiles/    the profile artifact root, built from that behaviour by `personabid profiles build`
 
 The model comes out of the training pipeline (`personabid.training.train`) exactly as one trained on the
 service's event log would: the simulated impressions carry the event log's fields, in time order.
@@ -23,6 +25,7 @@ import faiss
 import numpy as np
 
 from personabid.artifact import write_atomic
+from personabid.behaviour import Population, behaviour, population
 from personabid.bidrecord import BidRecord
 from personabid.ctr.features import (
     DEFAULT_SPEC,
@@ -41,9 +44,13 @@ from personabid.index.bundle import IndexBundle, load_index
 from personabid.index.campaigns import CampaignTable
 from personabid.index.catalog import read_catalog, write_catalog
 from personabid.index.store import BuildOptions, write_index
+from personabid.privacy import Pseudonymizer
+from personabid.profiles.artifact import key_check
 from personabid.training.evaluate import auc
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import Chunk
+from personabid.training.profiles.build import BuildParams, build, write
+from personabid.training.profiles.events import read_observations, write_events_jsonl
 from personabid.training.source import MemoryRows
 from personabid.training.train import EVALUATION, TrainOptions, train
 from personabid.world import DEVICE_SIZES, SIZES, World
@@ -51,14 +58,17 @@ from personabid.world import DEVICE_SIZES, SIZES, World
 log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.jsonl"
 WORLD_FILE = "world.json"
-# The demo world's format: 2 since creatives carry media types, markup, deals and languages. A world of
+# The demo world's format: 2 since creatives carry media types, markup, deals and languages; 3 since its
+# vocabulary is the IAB-based standard one and its people have ids, behaviour and profiles. A world of
 # another format is built again by `demo --if-missing` (make run), not served and refused.
-WORLD_FORMAT = 2
+WORLD_FORMAT = 3
+BEHAVIOUR_FILE = "behaviour/events.jsonl"
 # A user sees this many of its SEARCH_K best-matching campaigns, one impression each.
 CANDIDATES_PER_USER = 20
 SEARCH_K = 40
 START = 1_763_856_000  # 2025-11-23T00:00:00Z: the simulated day starts here
 DAY = 86_400
+BEHAVIOUR_END = START  # the people's behaviour is of the days before the simulated day
 DEMO_TRAINING = TrainOptions(model="ftrl", ftrl=FtrlParams(alpha=0.1, l1=5.0, l2=1.0, epochs=2))
 
 
@@ -67,6 +77,8 @@ class DemoSpec:
     seed: int = 7
     campaigns: int = 10_000
     impressions: int = 400_000
+    people: int = 20_000  # with ids, behaviour and profiles
+    behaviour_days: int = 28
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,7 @@ def is_built(directory: Path) -> bool:
         built_format == WORLD_FORMAT
         and (directory / "index" / "CURRENT").is_file()
         and (directory / "model" / "CURRENT").is_file()
+        and (directory / "profiles" / "CURRENT").is_file()
     )
 
 
@@ -200,11 +213,16 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
     model.save(
         directory / "model", {"training": {"data": "demo world simulation", "seed": spec.seed, **summary}}
     )
+    log.info(
+        "demo: behaviour of %d people over %d days, and their profiles", spec.people, spec.behaviour_days
+    )
+    profiles = build_demo_profiles(directory, world, spec)
     world_info = {
         "format": WORLD_FORMAT,
         "seed": spec.seed,
         "campaigns": spec.campaigns,
         "segments": world.segments,
+        "people": spec.people,
     }
     write_atomic(directory / WORLD_FILE, json.dumps(world_info, indent=2) + "\n")
     result = {
@@ -214,6 +232,7 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
         "index_type": bundle.manifest.index_type,
         "model_auc": summary["evaluation"]["auc"],
         "truth_auc": summary["evaluation"]["truth_auc"],
+        "profiles": profiles,
         "seconds": round(time.perf_counter() - started, 1),
     }
     log.info("demo: built %s", result)
@@ -236,6 +255,31 @@ def train_demo_model(
 def read_world(directory: Path) -> World:
     info = json.loads((directory / WORLD_FILE).read_text())
     return World(int(info["seed"]), int(info["segments"]))
+
+
+def read_people(directory: Path, world: World) -> Population:
+    """The world's people, as many as the demo built profiles for."""
+    info = json.loads((directory / WORLD_FILE).read_text())
+    return population(world, int(info.get("people", DemoSpec.people)))
+
+
+def build_demo_profiles(directory: Path, world: World, spec: DemoSpec) -> dict[str, Any]:
+    """Write the people's behaviour and build their profiles from it, through the profile pipeline."""
+    people = population(world, spec.people)
+    events = directory / BEHAVIOUR_FILE
+    events.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(6)[5])
+    write_events_jsonl(events, behaviour(world, people, float(BEHAVIOUR_END), spec.behaviour_days, rng))
+    pseudonymize = Pseudonymizer.from_environment(directory / "pseudonym.key")
+    chunks, report = read_observations([events], pseudonymize)
+    result = build(chunks, BuildParams(as_of=float(BEHAVIOUR_END)), events=report)
+    version = write(directory / "profiles", result, key_check(pseudonymize))
+    return {
+        "version": version.name,
+        "events": result.report["events"]["events"],
+        "users": result.report["users"],
+        "tags_per_user": result.report["tags_per_user"]["mean"],
+    }
 
 
 def simulate_log(

@@ -1,4 +1,4 @@
-"""Live reloads: a new index or model version is loaded, verified, warmed and swapped in whole.
+"""Live reloads: a new index, model or profile version is loaded, verified, warmed and swapped in whole.
 
 The server holds one Decider reference; a reload builds a new Decider beside it and replaces the
 reference, so a request in flight finishes on the version it started with. A version that fails any
@@ -26,10 +26,12 @@ from personabid.decision.snapshot import Snapshot
 from personabid.errors import ArtifactError
 from personabid.index.bundle import load_index
 from personabid.openrtb.request import Banner, BidRequest, Imp, User, Video
+from personabid.profiles.artifact import Profiles
+from personabid.profiles.source import ProfileSource
 from personabid.spend.control import SpendControl
 
 log = logging.getLogger(__name__)
-Kind = Literal["index", "model"]
+Kind = Literal["index", "model", "profiles"]
 
 
 class ReloadRefused(ArtifactError):
@@ -89,6 +91,7 @@ class Reloader:
         on_swap: Callable[[Decider], None],
         on_outcome: Callable[[Kind, bool], None],
         spend: SpendControl | None = None,
+        profiles: ProfileSource | None = None,
     ) -> None:
         self.settings = settings
         self.spend = spend
@@ -97,30 +100,49 @@ class Reloader:
             "index": ArtifactState(index_path),
             "model": ArtifactState(model_path),
         }
+        self.profile_source = profiles
+        # The profile version in force (embedded store only): kept to remap it when the index changes.
+        self.profiles: Profiles | None = None
+        if profiles is not None and profiles.watched:
+            self.states["profiles"] = ArtifactState(profiles.root)
         self._on_swap = on_swap
         self._on_outcome = on_outcome
         self._lock = asyncio.Lock()
 
     async def load(self) -> Decider:
-        """The first load: both artifacts, verified and warmed."""
+        """The first load: the index and the model, and the profiles where there are any, verified and
+        warmed."""
         async with self._lock:
+            source = self.profile_source
+            if source is not None and source.watched:
+                if source.present():
+                    self.profiles = await asyncio.to_thread(source.load)
+                else:
+                    log.info("no profiles in %s: users are matched on what requests carry", source.root)
             decider = await asyncio.to_thread(
                 self._prepare, self.states["index"].path, self.states["model"].path
             )
-            self._swap(decider, now=time.time(), kinds=("index", "model"))
+            kinds: tuple[Kind, ...] = ("index", "model", "profiles") if self.profiles else ("index", "model")
+            self._swap(decider, now=time.time(), kinds=kinds)
             return decider
 
     def _prepare(self, index_path: Path, model_path: Path) -> Decider:
-        return self._ready(Snapshot.load(index_path, model_path))
+        return self._ready(Snapshot.load(index_path, model_path), self.profiles)
 
-    def _ready(self, snapshot: Snapshot) -> Decider:
-        # Warm up without spend control: warm-up bids must not reserve any campaign's budget.
+    def _ready(self, snapshot: Snapshot, profiles: Profiles | None) -> Decider:
+        # Warm up without spend control or profiles: warm-up bids must not reserve any campaign's budget.
         warm_up(Decider(snapshot, self.settings))
-        return Decider(snapshot, self.settings, spend=self.spend)
+        source = self.profile_source
+        store = source.store(snapshot.bundle.vocab, profiles) if source is not None else None
+        return Decider(snapshot, self.settings, spend=self.spend, profiles=store)
 
     def _swap(self, decider: Decider, now: float, kinds: tuple[Kind, ...]) -> None:
         self.decider = decider
-        versions = {"index": decider.snapshot.bundle.version, "model": decider.snapshot.model.version}
+        versions = {
+            "index": decider.snapshot.bundle.version,
+            "model": decider.snapshot.model.version,
+            "profiles": self.profiles.version if self.profiles is not None else "",
+        }
         for kind in kinds:
             self.states[kind].version = versions[kind]
             self.states[kind].loaded_unix = now
@@ -153,6 +175,12 @@ class Reloader:
 
     def _prepare_swap(self, kind: Kind, directory: Path, current: Decider) -> Decider:
         snapshot = current.snapshot
+        if kind == "profiles":
+            assert self.profile_source is not None  # a profiles state exists only with a source
+            profiles = self.profile_source.load(directory)
+            decider = self._ready(snapshot, profiles)
+            self.profiles = profiles  # swapped in by the caller, under the lock
+            return decider
         if kind == "index":
             bundle = load_index(directory)
             if bundle.vocab.dims != snapshot.dims:
@@ -161,7 +189,7 @@ class Reloader:
             candidate = replace(snapshot, bundle=bundle)
         else:
             candidate = replace(snapshot, model=CtrModel.load(directory))
-        return self._ready(candidate)
+        return self._ready(candidate, self.profiles)
 
     def _refuse(self, kind: Kind, version: str, exc: Exception) -> None:
         state = self.states[kind]
@@ -174,6 +202,9 @@ class Reloader:
     async def watch(self, interval: float, stop: asyncio.Event) -> None:
         """Reload whenever a root's CURRENT names a new version, until `stop` is set."""
         while not stop.is_set():
+            if self.profile_source is not None:
+                # Someone asked to be forgotten: from the next lookup on, in every worker.
+                await asyncio.to_thread(self.profile_source.suppression.refresh)
             for kind, state in self.states.items():
                 name = _current_name(state.path)
                 if name and name != state.version and name not in state.refused:

@@ -16,7 +16,7 @@ from personabid.decision.pipeline import Bid as Decided
 from personabid.decision.pipeline import Decision
 from personabid.index.campaigns import IURL, LANDING, MARKUP, CampaignTable
 from personabid.notices import notice_urls
-from personabid.openrtb.response import Bid, BidExt, BidResponse, NoBidExt, SeatBid
+from personabid.openrtb.response import Bid, BidExt, BidResponse, ResponseExt, SeatBid
 
 BANNER, VIDEO, AUDIO, NATIVE = 1, 2, 3, 4  # OpenRTB 2.6 mtype
 
@@ -33,7 +33,9 @@ class Responder:
                 id=decision.request_id,
                 cur=decision.currency,
                 nbr=int(decision.nbr or 0),
-                ext=NoBidExt(detail=decision.detail),
+                ext=ResponseExt(
+                    detail=decision.detail, sources=decision.sources, restriction=decision.restriction
+                ),
             )
         table = decision.table
         assert table is not None  # a decision with bids knows its campaigns
@@ -41,6 +43,7 @@ class Responder:
             id=decision.request_id,
             bidid=secrets.token_hex(8),
             cur=decision.currency,
+            ext=ResponseExt(sources=decision.sources, restriction=decision.restriction),
             seatbid=(
                 SeatBid(seat=self.seat, bid=tuple(self._bid(decision, b, table) for b in decision.bids)),
             ),

@@ -89,11 +89,11 @@ class Metrics:
         )
         self.reloads = Counter(
             "personabid_artifact_reloads",
-            "Live reloads of the index or the model, by outcome (swapped or refused).",
+            "Live reloads of the index, the model or the profiles, by outcome (swapped or refused).",
             ["artifact", "outcome"],
             registry=registry,
         )
-        for artifact in ("index", "model"):
+        for artifact in ("index", "model", "profiles"):
             for outcome in ("swapped", "refused"):
                 self.reloads.labels(artifact=artifact, outcome=outcome)
         self._index_built = 0.0
@@ -138,6 +138,33 @@ class Metrics:
             ["store"],
             registry=registry,
         )
+        self.profile_lookups = Counter(
+            "personabid_profile_lookups",
+            "Decided requests by what the profile lookup gave: found, unknown (no profile for the id), "
+            "unavailable (the store did not answer in time: bid without it), restricted (privacy forbade "
+            "it), no_id (the request has no user id), none (the server holds no profiles).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.context_only = Counter(
+            "personabid_context_only_requests",
+            "Requests bid on their context alone because a rule forbade user-level data, by the rule: coppa "
+            "(regs.coppa), gdpr (no consent to personalised ads), dnt, lmt (device.dnt, device.lmt).",
+            ["reason"],
+            registry=registry,
+        )
+        self.match_sources = Counter(
+            "personabid_match_sources",
+            "Decided requests by what their user vector blended: profile, segments, context, joined by '+' "
+            "(none: nothing usable).",
+            ["sources"],
+            registry=registry,
+        )
+        self.profiles_users = Gauge(
+            "personabid_profiles_users",
+            "Users held by the embedded profile store in force.",
+            registry=registry,
+        )
         self.ready = Gauge(
             "personabid_ready",
             "1 when the server has an index and a model and serves bids.",
@@ -160,6 +187,10 @@ class Metrics:
         else:
             self.requests.labels(method=method, outcome="nobid", nbr=str(int(decision.nbr or 0))).inc()
         self.latency.labels(method=method).observe(seconds)
+        self.profile_lookups.labels(outcome=decision.profile_outcome).inc()
+        if decision.restriction:
+            self.context_only.labels(reason=decision.restriction).inc()
+        self.match_sources.labels(sources="+".join(decision.sources) or "none").inc()
 
     def observe_failure(self, method: str, outcome: str, nbr: int, seconds: float) -> None:
         self.requests.labels(method=method, outcome=outcome, nbr=str(nbr)).inc()
@@ -192,6 +223,8 @@ class Metrics:
         self._index_built = version_time(snapshot.bundle.version)
         self.index_built.set(self._index_built)
         self.model_built.set(version_time(snapshot.model.version))
+        store = decider.profiles
+        self.profiles_users.set(getattr(store, "users", 0) if store is not None else 0)
 
     def observe_notification(self, kind: str, outcome: str) -> None:
         self.notifications.labels(type=kind, outcome=outcome).inc()

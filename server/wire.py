@@ -158,6 +158,9 @@ def to_response(response: BidResponse) -> pb.BidResponse:
     if response.nbr is not None:
         message.nbr = response.nbr
         message.nbr_detail = response.ext.detail if response.ext is not None else ""
+    if response.ext is not None:
+        message.sources.extend(response.ext.sources)
+        message.restriction = response.ext.restriction
     return message
 
 

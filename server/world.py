@@ -23,6 +23,7 @@ import numpy as np
 
 from personabid.index.campaigns import CampaignSpec, Creative
 from personabid.index.vocab import Vocabulary
+from personabid.profiles.taxonomy import standard
 
 COUNTRIES = (
     "USA", "GBR", "DEU", "FRA", "ESP", "ITA", "NLD", "SWE", "POL", "CAN",
@@ -32,41 +33,13 @@ SIZES = ((300, 250), (728, 90), (320, 50), (160, 600), (300, 600), (970, 250), (
 # (devicetype, os) pairs users come with: phone, tablet, personal computer, connected TV.
 DEVICES = ((4, "ios"), (4, "android"), (5, "ios"), (5, "android"), (2, "windows"), (2, "macos"), (3, "tizen"))
 DEVICE_SIZES = {4: (2, 6, 0), 5: (0, 6, 1), 2: (0, 1, 3, 4, 5), 3: (5, 0)}
-INTERESTS = (
-    "travel", "sports", "football", "basketball", "running", "cycling", "fitness", "yoga", "cooking",
-    "baking", "wine", "coffee", "fashion", "beauty", "luxury", "parenting", "pets", "gardening", "diy",
-    "home", "finance", "investing", "crypto", "technology", "gaming", "esports", "movies", "music",
-    "books", "photography", "art", "science", "cars", "motorcycles", "outdoors", "camping", "fishing",
-    "politics", "education", "health",
-)  # fmt: skip
-INTENTS = (
-    "auto", "mortgage", "insurance", "phone", "laptop", "tv", "furniture", "flights", "hotels", "cruise",
-    "credit_card", "loan", "jewelry", "watches", "shoes", "apparel", "cosmetics", "groceries", "meal_kit",
-    "fitness_gear", "bike", "camera", "console", "streaming", "broadband", "energy", "solar", "education",
-    "jobs", "dating", "real_estate", "rental", "vacation", "toys", "baby", "pet_food", "software",
-    "b2b_saas", "charity", "lottery",
-)  # fmt: skip
-APPS = (
-    "social", "messaging", "video", "music", "news", "weather", "maps", "shopping", "food_delivery",
-    "ride_hailing", "banking", "fitness", "dating", "puzzle_games", "action_games", "casino_games",
-    "education", "productivity", "photo", "travel",
-)  # fmt: skip
-MEDIA = ("news", "podcasts", "tv_drama", "tv_sports", "reality_tv", "documentaries", "radio", "magazines")
 DEALS = tuple(f"deal-{i}" for i in range(1, 6))
 LANGUAGES = ("en", "en", "en", "en", "en", "en", "es", "de", "fr", "")  # drawn uniformly: mostly English
 
 
 def vocabulary() -> Vocabulary:
-    tags = [f"age:{a}" for a in ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")]
-    tags += ["gender:female", "gender:male"]
-    tags += [f"income:{i}" for i in ("low", "mid", "high", "top")]
-    tags += [f"interest:{t}{s}" for t in INTERESTS for s in ("", ".enthusiast", ".casual")]
-    tags += [f"intent:{t}" for t in INTENTS]
-    tags += [f"region:{c}" for c in COUNTRIES]
-    tags += [f"device:{d}" for d in ("ios", "android", "windows", "macos", "tizen", "tablet")]
-    tags += [f"app:{a}" for a in APPS]
-    tags += [f"media:{m}" for m in MEDIA]
-    return Vocabulary(tuple(tags))
+    """The standard vocabulary (IAB Tech Lab Audience Taxonomy tags and personabid's own families)."""
+    return standard().vocabulary()
 
 
 @dataclass(frozen=True)
@@ -88,6 +61,9 @@ class World:
         self._campaign_seed, self._truth_seed, self._creative_seed = seeds[1], seeds[2], seeds[3]
         rng = np.random.default_rng(seeds[0])
         families = self.vocab.families()
+        self._parent = np.array(
+            [self.vocab.position(tag.split("/", 1)[0]) if "/" in tag else -1 for tag in self.vocab.tags]
+        )
         self.segment_country = rng.integers(0, len(COUNTRIES), size=segments)
         self.segment_device = rng.integers(0, len(DEVICES), size=segments)
         profiles = np.zeros((segments, self.vocab.dims), dtype=np.float32)
@@ -99,11 +75,16 @@ class World:
                 (families["interest"], 6, 0.5, 1.0),
                 (families["intent"], 2, 0.4, 1.0),
                 (families["app"], 3, 0.3, 0.8),
-                (families["media"], 2, 0.2, 0.6),
             ]
             for positions, count, low, high in picks:
                 chosen = rng.choice(positions, size=count, replace=False)
                 profiles[s, chosen] = rng.uniform(low, high, size=count)
+            # An interest in soccer is an interest in sports: the parent gets half, as the taxonomy's
+            # rules give it half of every signal of its children.
+            for child in np.flatnonzero(profiles[s]):
+                parent = self._parent[child]
+                if parent >= 0:
+                    profiles[s, parent] = max(profiles[s, parent], 0.5 * profiles[s, child])
             profiles[s, self.vocab.position(f"region:{COUNTRIES[self.segment_country[s]]}")] = 0.7
             profiles[s, self.vocab.position(f"device:{DEVICES[self.segment_device[s]][1]}")] = 0.5
         self.profiles = profiles

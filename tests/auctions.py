@@ -3,14 +3,20 @@ targets, for an impression the test chooses. Shared by the decision tests and th
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from personabid.decision.blend import Blender
+from personabid.decision.match import match
+from personabid.decision.pipeline import Decider
+from personabid.decision.signals import context_keys, segment_keys, text_keys_of
 from personabid.decision.snapshot import Snapshot
 from personabid.index.campaigns import CampaignTable
 from personabid.openrtb.request import Banner, BidRequest, Device, Geo, Imp, User
+from personabid.profiles.taxonomy import standard
 
 MTYPES = {"banner": 1, "video": 2, "audio": 3, "native": 4}
 
@@ -65,3 +71,25 @@ def persona_auction(snapshot: Snapshot, row: int, imp: Imp | None = None, **fiel
         tmax=None,
     )
     return msgspec.structs.replace(request, **fields)
+
+
+def nearest_campaign(decider: Decider, request: BidRequest) -> int:
+    """The campaign row of the persona nearest to the user vector `decider` blends for `request` (the
+    profile it carries, its segments and its context; no profile store, no privacy restriction): the one
+    candidate of a decider with top_k=1. A persona auction's context may move it off the campaign's own."""
+    bundle, settings = decider.snapshot.bundle, decider.settings
+    taxonomy = standard()
+    blender = Blender(
+        bundle.vocab, taxonomy, (settings.profile_weight, settings.segments_weight, settings.context_weight)
+    )
+    text_keys = text_keys_of(taxonomy)
+    user, _ = blender.blend(
+        None,
+        segment_keys(request.user, time.gmtime(decider.clock()).tm_year, text_keys),
+        context_keys(request, text_keys),
+        request.user.tags,
+        request.user.tag_vector,
+    )
+    assert user is not None, "the request carries nothing the vocabulary knows"
+    rows, _ = match(bundle.index, bundle.persona_rows, user, 1)
+    return int(rows[0])

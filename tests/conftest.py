@@ -74,7 +74,6 @@ def server_settings(data_dir: Path, **overrides: object) -> Settings:
         metrics_addr="127.0.0.1:0",
         admin_addr="127.0.0.1:0",
         data_dir=data_dir,
-        pseudonym_key_file=data_dir / "test.key",
         **overrides,  # type: ignore[arg-type]
     )
 

@@ -5,4 +5,4 @@ from __future__ import annotations
 
 from personabid.demo import DemoSpec
 
-TEST_WORLD = DemoSpec(seed=11, campaigns=2000, impressions=100_000)
+TEST_WORLD = DemoSpec(seed=11, campaigns=2000, impressions=100_000, people=5_000)

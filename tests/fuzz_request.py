@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-SMALL_WORLD = {"seed": 3, "campaigns": 300, "impressions": 60_000}
+SMALL_WORLD = {"seed": 3, "campaigns": 300, "impressions": 60_000, "people": 500}
 NOW = 1_800_000_000
 SEED_FLOORS = ((0.1,), (1.0,), (2.0,), (5.0,), (0.0, 2.0, 40.0), (1e9,))
 # The request path, which coverage guides the fuzzer through, and the modules with Numba kernels (and what

@@ -169,7 +169,7 @@ CASES: dict[str, tuple[str, Any]] = {
     "user-eid-uid-id-empty": ("user.eids[0].uids[0].id", ""),
     "user-eid-uid-atype-unknown": ("user.eids[0].uids[0].atype", 4),
     "user-tag-vector-wrong-length": ("user.tag_vector", [0.5, 0.5]),
-    "user-tag-vector-and-tags": ("user", {"tag_vector": [0.0] * 226, "tags": [{"id": "a", "weight": 1}]}),
+    "user-tag-vector-and-tags": ("user", {"tag_vector": [0.0] * DIMS, "tags": [{"id": "a", "weight": 1}]}),
     "user-tags-duplicate": ("user.tags", [{"id": "a", "weight": 1}, {"id": "a", "weight": 2}]),
     "user-tags-id-empty": ("user.tags", [{"id": "", "weight": 1}]),
     "source-fd-not-a-flag": ("source.fd", 2),

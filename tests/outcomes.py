@@ -17,10 +17,10 @@ import re
 import numpy as np
 
 from personabid import wire
-from personabid.decision.consent import consent_refusal
 from personabid.decision.currency import Currencies
-from personabid.decision.pipeline import Decider, Decision
+from personabid.decision.pipeline import Decider, Decision, DecisionSettings
 from personabid.decision.reasons import NoBid
+from personabid.decision.restrictions import restriction
 from personabid.index.campaigns import AUDIO, BANNER, NATIVE, VIDEO, CampaignTable
 from personabid.openrtb.request import BidRequest, Deal, Imp
 from personabid.v1 import bidder_pb2 as pb
@@ -187,10 +187,8 @@ def check_no_bid_reason(request: BidRequest, nbr: NoBid | int | None, currencies
     seat_blocked = (request.wseat and SEAT not in request.wseat) or SEAT in request.bseat
     if nbr == NoBid.SEAT_BLOCKED:
         assert seat_blocked, "SEAT_BLOCKED, but wseat and bseat admit the seat"
-    if nbr == NoBid.COPPA_RESTRICTED:
-        assert request.regs.coppa == 1
-    if nbr == NoBid.NO_CONSENT:
-        assert request.regs.gdpr == 1
+    # Privacy limits what the user vector may use, never whether to bid.
+    assert nbr not in (NoBid.COPPA_RESTRICTED, NoBid.NO_CONSENT), f"answered {nbr!r}"
     if nbr == NoBid.UNSUPPORTED_CURRENCY:
         named = set(request.cur) | {i.bidfloorcur for i in request.imp}
         named |= {d.bidfloorcur for i in request.imp if i.pmp is not None for d in i.pmp.deals}
@@ -198,7 +196,7 @@ def check_no_bid_reason(request: BidRequest, nbr: NoBid | int | None, currencies
             "UNSUPPORTED_CURRENCY, but every currency of the request has a rate"
         )
     if nbr is None:
-        assert not seat_blocked and request.regs.coppa != 1, "bids on a request that excludes them"
+        assert not seat_blocked, "bids on a request that excludes them"
 
 
 def check_decision(
@@ -225,7 +223,9 @@ def check_decision(
         assert bid.campaign_id == str(table.campaign_id[row])
         assert bid.creative_id == str(table.creative_id[bid.creative])
         assert 0.0 < bid.pctr <= 1.0, bid
-        assert bid.match_score >= table.min_match[row], bid
+        # A context-only match (sparser than a profile, so lower in cosine) clears a scaled floor.
+        scale = DecisionSettings().context_match_scale if decision.sources == ("context",) else 1.0
+        assert bid.match_score >= table.min_match[row] * np.float32(scale), bid
         check_bid(
             table,
             request,
@@ -284,15 +284,14 @@ def has_known_weight(request: BidRequest, decider: Decider) -> bool:
 def check_matched(decider: Decider, request: BidRequest, decision: Decision) -> None:
     """A profile with weight on a known tag is matched (whatever its scale, up to float32's limits),
     unless the request is declined before matching (a tmax too short to decide, a seat or currency it
-    excludes, COPPA, no consent)."""
-    settings, regs = decider.settings, request.regs
+    excludes) or may not use the profile (COPPA, no consent, do-not-track, limit-ad-tracking)."""
+    settings = decider.settings
     declined = (
         (request.tmax is not None and request.tmax < settings.min_tmax_ms)
         or (request.wseat and settings.seat not in request.wseat)
         or settings.seat in request.bseat
         or settings.currencies.for_bids(request.cur) is None
-        or regs.coppa == 1
-        or (regs.gdpr == 1 and consent_refusal(request.user.consent) is not None)
+        or restriction(request) is not None
     )
     if has_known_weight(request, decider) and not declined:
         assert decision.candidates > 0, (

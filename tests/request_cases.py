@@ -1090,7 +1090,7 @@ def _context(draw: st.DrawFn, message: pb.BidRequest) -> None:
     message.badv.extend(draw(st.lists(st.one_of(domains, short_text), max_size=6)))
     message.bapp.extend(draw(st.lists(st.one_of(bundles, short_text), max_size=4)))
 
-    # Mostly 0: a coppa request, or a gdpr one without consent, is declined before matching.
+    # Mostly 0: a coppa request, or a gdpr one without consent, is matched on its context alone.
     message.regs.coppa = draw(st.sampled_from([0] * 9 + [1]))
     message.regs.gdpr = draw(st.sampled_from([0, 0, 0, 1]))
     message.regs.us_privacy = draw(st.sampled_from(["", "", "1YNN", "1---"]))

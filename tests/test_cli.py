@@ -42,7 +42,16 @@ def test_dry_run_prints_a_bid_request_as_json(demo_dir: Path) -> None:
     result = run("call", "--sample", "--seed", "3", "--data-dir", str(demo_dir), "--dry-run")
     assert result.returncode == 0, result.stderr
     request = json_format.Parse(result.stdout, pb.BidRequest())
-    assert request.imp and request.user.tags
+    # What an exchange sends: the person's id and the context, no tags.
+    assert request.imp and request.user.buyeruid.startswith("demo-user-") and not request.user.tags
+    assert request.site.cat
+
+
+def test_dry_run_with_tags_sends_the_persons_tags_and_no_id(demo_dir: Path) -> None:
+    result = run("call", "--sample", "--tags", "--seed", "3", "--data-dir", str(demo_dir), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    request = json_format.Parse(result.stdout, pb.BidRequest())
+    assert request.user.tags and not request.user.buyeruid
 
 
 def test_call_sample_prints_the_response_as_json(demo_dir: Path, server: ThreadedServer) -> None:

@@ -38,7 +38,6 @@ def _gated(demo_dir: Path, decision_threads: int) -> ServerProcess:
             "PERSONABID_METRICS_ADDR": "127.0.0.1:0",
             "PERSONABID_ADMIN_ADDR": "127.0.0.1:0",
             "PERSONABID_DECISION_THREADS": str(decision_threads),
-            "PERSONABID_PSEUDONYM_KEY": "drain-test-key-0123456789",
         },
         cwd=ROOT,
         stdin=True,

@@ -17,7 +17,7 @@ from personabid.world import World
 
 def _dense(world: World, rng: np.random.Generator) -> pb.BidRequest:
     request = sample_request(world, rng, dense=True)
-    assert len(request.user.tag_vector) == 226, "the cases below are written for the demo vocabulary"
+    assert len(request.user.tag_vector) == world.vocab.dims == 402, "written for the demo vocabulary"
     return request
 
 

@@ -87,13 +87,22 @@ def a_request_that_gets_a_bid(stub: pb_grpc.BidderStub, world: World) -> pb.BidR
     return request
 
 
-def test_gdpr_request_without_consent_is_a_no_bid_508_naming_the_consent(
+def test_gdpr_request_without_consent_is_answered_as_if_it_had_no_user(
     stub: pb_grpc.BidderStub, world: World
 ) -> None:
+    # Privacy decides what may be used, not whether to bid: the context alone is matched.
     request = a_request_that_gets_a_bid(stub, world)
+    request.test = 1  # nothing reserved or paced: the two calls see the same campaigns
     request.regs.gdpr = 1
-    response = stub.Bid(request, timeout=5)
-    assert not response.seatbid and response.nbr == 508 and "user.consent" in response.nbr_detail
+    anonymous = pb.BidRequest()
+    anonymous.CopyFrom(request)
+    anonymous.ClearField("user")
+    anonymous.regs.gdpr = 0
+    got, expected = stub.Bid(request, timeout=5), stub.Bid(anonymous, timeout=5)
+    assert got.nbr == expected.nbr and got.nbr != 508
+    assert [(b.campaign_id, b.price) for s in got.seatbid for b in s.bid] == [
+        (b.campaign_id, b.price) for s in expected.seatbid for b in s.bid
+    ]
 
 
 def test_gdpr_request_consenting_to_personalised_ads_gets_a_bid(
@@ -105,13 +114,16 @@ def test_gdpr_request_consenting_to_personalised_ads_gets_a_bid(
     assert stub.Bid(request, timeout=5).seatbid
 
 
-def test_vector_unlike_every_persona_gets_unmatched_user(stub: pb_grpc.BidderStub, world: World) -> None:
+def test_vector_unlike_every_persona_gets_no_eligible_campaign(
+    stub: pb_grpc.BidderStub, world: World
+) -> None:
     # Personas have no negative weights, so a user who is all negative is unlike every one of them.
     request = pb.BidRequest(id="unlike", tmax=100, user=pb.User(tag_vector=[-1.0] * world.vocab.dims))
     request.imp.add(id="1", banner=pb.Banner(w=300, h=250))
     response = stub.Bid(request, timeout=5)
     assert not response.seatbid
-    assert response.nbr == NoBid.UNMATCHED_USER
+    # The user is known, only unlike everyone: nbr 8 is for a request that carries nothing usable.
+    assert response.nbr == NoBid.NO_ELIGIBLE_CAMPAIGN
     assert response.nbr_detail
 
 

@@ -12,7 +12,8 @@ import grpc
 import numpy as np
 import pytest
 
-from personabid.client import sample_request
+from personabid.client import sample_auction, sample_request
+from personabid.decision.pipeline import Decider
 from personabid.decision.reasons import NoBid
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
@@ -110,13 +111,31 @@ def test_win_and_click_reach_the_event_log_without_the_raw_user_id(
     assert records[0]["user"] and "raw-user-1234" not in text
 
 
+ROUNDS = 40
+
+
+def capped_seed(serving: Decider, world: World) -> int:
+    """The first seed whose sample request a campaign with a frequency cap under ROUNDS wins, as the
+    serving decision decides it before anyone has been shown anything (no spend control)."""
+    table = serving.snapshot.bundle.campaigns
+    unlimited = Decider(serving.snapshot, serving.settings, serving.clock)
+    for seed in range(100):
+        bids = unlimited.decide(sample_auction(world, np.random.default_rng(seed))).bids
+        if bids and 0 < table.freq_cap[bids[0].campaign_row] < ROUNDS:
+            return seed
+    raise AssertionError("no sample request among 100 is won by a frequency-capped campaign")
+
+
 def test_frequency_cap_stops_bids_to_a_user_over_grpc(served: ThreadedServer, world: World) -> None:
-    table = served.server.decider.snapshot.bundle.campaigns  # type: ignore[union-attr]
+    serving = served.server.decider
+    assert serving is not None
+    table = serving.snapshot.bundle.campaigns
+    seed = capped_seed(serving, world)
     with grpc.insecure_channel(served.addr) as channel:
         stub = pb_grpc.BidderStub(channel)
         shown: dict[str, int] = {}
-        for round_ in range(40):
-            request = sample_request(world, np.random.default_rng(7))
+        for round_ in range(ROUNDS):
+            request = sample_request(world, np.random.default_rng(seed))
             request.id = f"cap-{round_}"
             request.user.id = "capped-user"
             response = stub.Bid(request, timeout=5)

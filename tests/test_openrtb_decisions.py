@@ -18,7 +18,7 @@ from personabid.errors import InvalidRequest
 from personabid.index.campaigns import CampaignTable
 from personabid.openrtb.request import Banner, BidRequest, Deal, Format, Imp, Native, Pmp, Video
 from personabid.reload import warm_up
-from tests.auctions import MTYPES, campaign_with, media_of, persona_auction
+from tests.auctions import MTYPES, campaign_with, media_of, nearest_campaign, persona_auction
 
 NOW = 1_800_000_000
 EUR = 2.0  # USD per euro in these tests' table, far from any real rate so that a missed conversion shows
@@ -42,10 +42,14 @@ def table_of(decider: Decider) -> CampaignTable:
     return decider.snapshot.bundle.campaigns
 
 
-def dealt(table: CampaignTable, deal_only: bool) -> tuple[int, str]:
-    """A campaign row that buys through a deal (deal-bound or not), and that deal's id."""
+def dealt(decider: Decider, deal_only: bool) -> tuple[int, str]:
+    """A campaign row that buys through a deal (deal-bound or not), and that deal's id; one whose persona
+    auction matches its own persona first, so that it is alone in the auctions of `alone`."""
+    table = table_of(decider)
     for row in range(len(table)):
         if bool(table.deal_only[row]) != deal_only:
+            continue
+        if nearest_campaign(decider, persona_auction(decider.snapshot, row)) != row:
             continue
         for code in range(1, len(table.deals)):
             if table.deal_bits[row, code >> 6] >> np.uint64(code & 63) & np.uint64(1):
@@ -65,31 +69,31 @@ def private(deal: Deal) -> Pmp:
 
 
 def test_a_private_auction_admits_only_bids_through_its_deal(decider: Decider) -> None:
-    row, deal = dealt(table_of(decider), deal_only=False)
+    row, deal = dealt(decider, deal_only=False)
     decision = decider.decide(with_imp(persona_auction(decider.snapshot, row), pmp=private(Deal(id=deal))))
     assert decision.bids and all(b.deal_id == deal for b in decision.bids)
 
 
 def test_a_private_auction_whose_deal_no_campaign_buys_gets_no_bid(decider: Decider) -> None:
-    row, _ = dealt(table_of(decider), deal_only=False)
+    row, _ = dealt(decider, deal_only=False)
     request = with_imp(persona_auction(decider.snapshot, row), pmp=private(Deal(id="nobody-buys-this")))
     assert decider.decide(request).nbr == NoBid.NO_ELIGIBLE_CAMPAIGN
 
 
 def test_a_deal_bound_campaign_does_not_bid_in_the_open_auction(alone: Decider) -> None:
-    row, _ = dealt(table_of(alone), deal_only=True)
+    row, _ = dealt(alone, deal_only=True)
     assert alone.decide(persona_auction(alone.snapshot, row)).nbr == NoBid.NO_ELIGIBLE_CAMPAIGN
 
 
 def test_a_deal_bound_campaign_bids_through_its_deal(alone: Decider) -> None:
-    row, deal = dealt(table_of(alone), deal_only=True)
+    row, deal = dealt(alone, deal_only=True)
     request = with_imp(persona_auction(alone.snapshot, row), pmp=Pmp(deals=(Deal(id=deal),)))
     assert [b.deal_id for b in alone.decide(request).bids] == [deal]
 
 
 def test_a_bid_through_a_deal_clears_the_deals_floor(alone: Decider) -> None:
     table = table_of(alone)
-    row, deal = dealt(table, deal_only=False)
+    row, deal = dealt(alone, deal_only=False)
     floor = float(table.max_bid[row]) * 0.9
     request = with_imp(persona_auction(alone.snapshot, row), pmp=Pmp(deals=(Deal(id=deal, bidfloor=floor),)))
     bids = alone.decide(request).bids
@@ -97,14 +101,14 @@ def test_a_bid_through_a_deal_clears_the_deals_floor(alone: Decider) -> None:
 
 
 def test_a_deal_open_to_other_seats_only_is_not_bid_through(alone: Decider) -> None:
-    row, deal = dealt(table_of(alone), deal_only=True)
+    row, deal = dealt(alone, deal_only=True)
     offered = Pmp(deals=(Deal(id=deal, wseat=("another-seat",)),))
     assert not alone.decide(with_imp(persona_auction(alone.snapshot, row), pmp=offered)).bids
 
 
 def test_a_fixed_price_deal_is_bid_at_its_floor(alone: Decider) -> None:
     table = table_of(alone)
-    row, deal = dealt(table, deal_only=False)
+    row, deal = dealt(alone, deal_only=False)
     floor = round(float(table.base_bid[row]) * 0.01, 4)
     offered = Pmp(deals=(Deal(id=deal, bidfloor=floor, at=3),))
     bids = alone.decide(with_imp(persona_auction(alone.snapshot, row), pmp=offered)).bids

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from msgspec.structs import replace
 
-from personabid.decision.pipeline import Decider, DecisionSettings
+from personabid.bidrecord import BidRecord
+from personabid.decision.pipeline import Decider, Decision, DecisionSettings
 from personabid.decision.reasons import NoBid
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import InvalidRequest
-from personabid.openrtb.request import Banner, BidRequest, Geo, Regs, Tag, User
+from personabid.openrtb.request import Banner, BidRequest, Device, Geo, Regs, Site, Tag, User
+from personabid.profiles.store import Profile, ProfileUnavailable
 from personabid.reload import warm_up
 from personabid.spend.control import SpendControl
-from personabid.spend.store import MemoryStore, Settlement, utc_day
+from personabid.spend.store import MemoryStore, Reservation, Settlement, utc_day
 from tests.auctions import persona_auction
 from tests.tcf import tc_string
 
@@ -113,22 +115,55 @@ def test_unknown_country_only_reaches_campaigns_that_target_everywhere(decider: 
     assert table.country_bits[bids[0].campaign_row, 0] & np.uint64(1)
 
 
-def test_coppa_request_gets_no_profile_based_bid(decider: Decider) -> None:
-    assert decider.decide(persona_request(decider, 5, regs=Regs(coppa=1))).nbr == NoBid.COPPA_RESTRICTED
+def on_sports_page(request: BidRequest) -> BidRequest:
+    """`request` on a sports page, so that its context alone has something to match."""
+    return replace(request, site=Site(id="s", cat=("IAB17",)))
+
+
+def decided_on_context_alone(decider: Decider, request: BidRequest) -> Decision:
+    """The decision of `request`, checked to be the one its context alone gets: the same request
+    without its user and without the rule that restricts it."""
+    decision = decider.decide(request)
+    anonymous = decider.decide(
+        replace(request, user=User(), regs=Regs(), device=replace(request.device, dnt=None, lmt=None))
+    )
+    assert decision.sources == anonymous.sources == ("context",)
+    assert [(b.campaign_id, b.price) for b in decision.bids] == [
+        (b.campaign_id, b.price) for b in anonymous.bids
+    ]
+    assert decision.nbr == anonymous.nbr
+    return decision
+
+
+def test_coppa_request_is_decided_on_its_context_alone(decider: Decider) -> None:
+    request = on_sports_page(persona_request(decider, 5, regs=Regs(coppa=1)))
+    assert decided_on_context_alone(decider, request).restriction == "coppa"
 
 
 def with_consent(request: BidRequest, consent: str) -> BidRequest:
     return replace(request, regs=Regs(gdpr=1), user=replace(request.user, consent=consent))
 
 
-def test_gdpr_request_without_consent_gets_no_profile_based_bid(decider: Decider) -> None:
-    decision = decider.decide(persona_request(decider, 5, regs=Regs(gdpr=1)))
-    assert decision.nbr == NoBid.NO_CONSENT and "user.consent is empty" in decision.detail
+def test_gdpr_request_without_consent_is_decided_on_its_context_alone(decider: Decider) -> None:
+    request = on_sports_page(persona_request(decider, 5, regs=Regs(gdpr=1)))
+    assert decided_on_context_alone(decider, request).restriction == "gdpr"
 
 
-def test_gdpr_request_refusing_personalised_ads_gets_no_bid(decider: Decider) -> None:
-    request = with_consent(persona_request(decider, 5), tc_string({1, 3}))
-    assert decider.decide(request).nbr == NoBid.NO_CONSENT
+def test_gdpr_request_refusing_personalised_ads_is_decided_on_its_context_alone(decider: Decider) -> None:
+    request = on_sports_page(with_consent(persona_request(decider, 5), tc_string({1, 3})))
+    assert decided_on_context_alone(decider, request).restriction == "gdpr"
+
+
+@pytest.mark.parametrize("flag", ["dnt", "lmt"])
+def test_do_not_track_and_limit_ad_tracking_are_decided_on_context_alone(decider: Decider, flag: str) -> None:
+    request = on_sports_page(persona_request(decider, 5))
+    request = replace(request, device=replace(request.device, **{flag: 1}))
+    assert decided_on_context_alone(decider, request).restriction == flag
+
+
+def test_a_restricted_request_gets_bids_on_a_sports_page(decider: Decider) -> None:
+    decision = decider.decide(on_sports_page(persona_request(decider, 5, regs=Regs(coppa=1))))
+    assert decision.bids and decision.nbr is None
 
 
 def test_gdpr_request_consenting_to_personalised_ads_is_bid_on_as_without_gdpr(decider: Decider) -> None:
@@ -143,9 +178,44 @@ def test_tmax_too_short_to_decide_is_insufficient_auction_time(decider: Decider)
     assert decider.decide(persona_request(decider, 5, tmax=1)).nbr == NoBid.INSUFFICIENT_AUCTION_TIME
 
 
-def test_user_without_profile_is_unmatched(decider: Decider) -> None:
-    request = persona_request(decider, 5, user=User(id="someone"))
-    assert decider.decide(request).nbr == NoBid.UNMATCHED_USER
+def test_request_carrying_nothing_usable_is_unmatched(decider: Decider) -> None:
+    request = persona_request(decider, 5, user=User(id="someone"), device=Device())
+    decision = decider.decide(request)
+    assert decision.nbr == NoBid.UNMATCHED_USER and decision.sources == ()
+
+
+def test_unknown_user_is_matched_on_the_context(decider: Decider) -> None:
+    decision = decider.decide(on_sports_page(persona_request(decider, 5, user=User(id="someone"))))
+    assert decision.sources == ("context",) and decision.candidates > 0
+
+
+def test_a_restricted_users_bid_records_no_user(demo_dir: Path) -> None:
+    snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
+    store = RecordingStore()
+    spend = SpendControl(store, clock=lambda: NOW)
+    decider = Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
+    spend.refresh(snapshot.bundle.campaigns)
+    request = on_sports_page(persona_request(decider, 5, regs=Regs(coppa=1)))
+    assert decider.decide(request).bids
+    assert store.records and all(record.user == "" for record in store.records)
+    assert store.viewers == []  # no frequency cap was read for anyone
+
+
+class RecordingStore(MemoryStore):
+    """A spend store that keeps the records of the bids reserved and whose views were read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[BidRecord] = []
+        self.viewers: list[str] = []
+
+    def reserve(self, reservation: Reservation) -> bool:
+        self.records.append(reservation.record)
+        return super().reserve(reservation)
+
+    def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
+        self.viewers.append(user)
+        return super().views(user, campaigns, windows, now)
 
 
 def test_each_impression_gets_its_own_bid(decider: Decider) -> None:
@@ -186,19 +256,30 @@ def test_a_test_auction_reserves_nothing(demo_dir: Path) -> None:
     assert decision.bids and spend.summary()["remaining"] == remaining
 
 
+def floored_request(decider: Decider) -> tuple[BidRequest, float]:
+    """The first campaign's persona request whose floor, just under the campaign's max bid, is above some
+    candidates' max bids and still leaves a bid, and that floor."""
+    table = decider.snapshot.bundle.campaigns
+    for row in range(len(table)):
+        floor = float(table.max_bid[row]) * 0.999
+        request = with_imp(persona_request(decider, row), bidfloor=floor)
+        decision = decider.decide(request)
+        if decision.removed.get("floor", 0) > 0 and decision.bids:
+            return request, floor
+    raise LookupError("no persona request's floor removes some candidates and leaves a bid")
+
+
 def test_a_floor_that_removes_some_candidates_leaves_the_creative_filter_aligned(decider: Decider) -> None:
     # The floor filter narrows the candidates after the creative filter chose each one's creative; the
     # creatives must be narrowed with the rows, or a bid would carry another campaign's creative.
     table = decider.snapshot.bundle.campaigns
-    floor = float(table.max_bid[5]) * 0.999  # above many candidates' max bids, within campaign 5's
-    request = with_imp(persona_request(decider, 5), bidfloor=floor)
+    request, floor = floored_request(decider)
     decision = decider.decide(request)
-    assert decision.removed.get("floor", 0) > 0
+    assert decision.removed.get("floor", 0) > 0 and decision.bids
     for bid in decision.bids:
         row = bid.campaign_row
         assert table.creative_offsets[row] <= bid.creative < table.creative_offsets[row + 1]
         assert bid.price >= floor
-    assert decision.nbr == NoBid.BELOW_FLOOR or decision.bids
 
 
 def test_a_weight_beyond_float32s_range_is_refused_naming_the_tag(decider: Decider) -> None:
@@ -206,3 +287,94 @@ def test_a_weight_beyond_float32s_range_is_refused_naming_the_tag(decider: Decid
     with pytest.raises(InvalidRequest) as refused:
         decider.decide(request)
     assert str(refused.value).startswith("user.tags[0].weight=1e+300: must lie within float32's range")
+
+
+class ProfilesFor:
+    """A profile store that knows the given pseudonyms and records every lookup."""
+
+    version = "test"
+
+    def __init__(self, known: dict[str, Profile], down: bool = False) -> None:
+        self.known = known
+        self.down = down
+        self.lookups: list[str] = []
+
+    def lookup(self, pseudonym: str) -> Profile | None:
+        self.lookups.append(pseudonym)
+        if self.down:
+            raise ProfileUnavailable("the profile store does not answer")
+        return self.known.get(pseudonym)
+
+
+def persona_profile(decider: Decider, row: int) -> Profile:
+    """Campaign `row`'s persona as a stored profile."""
+    vector = np.asarray(persona_request(decider, row).user.tag_vector)
+    positions = np.flatnonzero(vector > 0).astype(np.int32)
+    return Profile(positions, vector[positions].astype(np.float32), np.ones(len(positions), np.uint16))
+
+
+def with_profiles(decider: Decider, store: ProfilesFor, **settings: Any) -> Decider:
+    return Decider(decider.snapshot, DecisionSettings(**settings), clock=lambda: NOW, profiles=store)
+
+
+def known_user(decider: Decider, **fields: Any) -> BidRequest:
+    """A request with no profile of its own from a user the store knows as "p-buyer"."""
+    return persona_request(decider, 5, user=User(buyeruid="p-buyer", id="p-id"), **fields)
+
+
+def test_a_stored_profile_is_blended_and_matched(decider: Decider) -> None:
+    store = ProfilesFor({"p-buyer": persona_profile(decider, 5)})
+    decision = with_profiles(decider, store, top_k=1).decide(known_user(decider))
+    assert decision.profile_outcome == "found" and decision.sources == ("profile", "context")
+    assert [b.campaign_row for b in decision.bids] == [5]
+
+
+def test_the_profile_is_looked_up_by_the_first_id_the_request_has(decider: Decider) -> None:
+    store = ProfilesFor({})
+    with_profiles(decider, store).decide(known_user(decider))
+    with_profiles(decider, store, profile_ids=("ifa", "id")).decide(known_user(decider))
+    assert store.lookups == ["p-buyer", "p-id"]
+
+
+def test_an_unknown_user_is_bid_on_what_the_request_carries(decider: Decider) -> None:
+    decision = with_profiles(decider, ProfilesFor({})).decide(on_sports_page(known_user(decider)))
+    assert decision.profile_outcome == "unknown" and decision.sources == ("context",)
+    assert decision.candidates > 0
+
+
+def test_a_profile_store_outage_is_bid_on_what_the_request_carries(decider: Decider) -> None:
+    store = ProfilesFor({"p-buyer": persona_profile(decider, 5)}, down=True)
+    decision = with_profiles(decider, store).decide(on_sports_page(known_user(decider)))
+    assert decision.profile_outcome == "unavailable" and decision.sources == ("context",)
+    assert decision.candidates > 0
+
+
+def test_a_request_without_an_id_is_not_looked_up(decider: Decider) -> None:
+    store = ProfilesFor({})
+    decision = with_profiles(decider, store).decide(persona_request(decider, 5, user=User()))
+    assert decision.profile_outcome == "no_id" and store.lookups == []
+
+
+def test_a_restricted_request_reads_no_profile(decider: Decider) -> None:
+    store = ProfilesFor({"p-buyer": persona_profile(decider, 5)})
+    decision = with_profiles(decider, store).decide(known_user(decider, regs=Regs(coppa=1)))
+    assert decision.profile_outcome == "restricted" and store.lookups == []
+    assert "profile" not in decision.sources
+
+
+def test_without_a_store_the_outcome_is_none(decider: Decider) -> None:
+    assert decider.decide(known_user(decider)).profile_outcome == "none"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"profile_weight": -1.0},
+        {"context_weight": float("nan")},
+        {"profile_ids": ("email",)},
+        {"context_match_scale": 0.0},
+    ],
+)
+def test_settings_a_decision_cannot_use_are_refused(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        DecisionSettings(**settings)

@@ -1,6 +1,9 @@
 """The decision path against a slow, obviously correct reference: a plain loop over the matched campaigns.
 
-The reference takes the match step's candidates and judges each campaign as its catalog entry states it
+The user vector is a plain blend of the profile the request carries and of its signal keys through the
+taxonomy's rules (the profile and what the exchange says of the user, unless privacy restricts them, and
+the context). The reference takes the match
+step's candidates and judges each campaign as its catalog entry states it
 (strings and tuples, not code tables and bitsets): the seat and currency rules of the request, then each
 request filter a plain `if` (similarity, schedule, bcat, badv, bapp, wlang, geo, site category, device;
 budget, frequency and pacing, asked of a twin SpendControl one campaign at a time, unless the auction is a
@@ -18,6 +21,7 @@ deal) in the same currency, the same no-bid reasons, and as many candidates remo
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -46,11 +50,13 @@ from personabid.decision.currency import Currencies
 from personabid.decision.match import match
 from personabid.decision.pipeline import Decider, Decision, DecisionSettings
 from personabid.decision.reasons import PROGRESS, NoBid
+from personabid.decision.signals import context_keys, segment_keys
 from personabid.decision.snapshot import Snapshot
-from personabid.decision.uservec import strongest_tags, user_vector
+from personabid.decision.uservec import strongest_tags
 from personabid.demo import CATALOG_FILE, DemoSpec, build_demo
 from personabid.index.campaigns import CampaignSpec, Creative, build_table
 from personabid.index.catalog import read_catalog
+from personabid.index.vocab import Vocabulary
 from personabid.openrtb.request import (
     App,
     Audio,
@@ -70,6 +76,7 @@ from personabid.openrtb.request import (
     User,
     Video,
 )
+from personabid.profiles.taxonomy import standard
 from personabid.spend.control import SpendControl, SpendSettings
 from personabid.spend.pacing import PacingParams
 from personabid.spend.store import MICROS_PER_CPM, MemoryStore, Settlement, utc_day
@@ -177,7 +184,7 @@ def targeted(specs: list[CampaignSpec], rng: np.random.Generator) -> list[Campai
 def ref_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RefWorld:
     seed, retarget = request.param
     directory = tmp_path_factory.mktemp(f"world{seed}")
-    build_demo(directory, DemoSpec(seed=seed, campaigns=200, impressions=60_000))
+    build_demo(directory, DemoSpec(seed=seed, campaigns=200, impressions=60_000, people=500))
     world = World(seed)
     snapshot = Snapshot.load(directory / "index", directory / "model")
     catalog = read_catalog(directory / CATALOG_FILE, world.vocab)
@@ -212,8 +219,65 @@ def bid_currency(accepted: tuple[str, ...]) -> str | None:
     return next((c for c in accepted if c in RATES), None)
 
 
+def restricted(request: BidRequest) -> bool:
+    """Whether the user may not be profiled: COPPA, the GDPR without consent, do-not-track or
+    limit-ad-tracking."""
+    regs, device = request.regs, request.device
+    return (
+        regs.coppa == 1
+        or (regs.gdpr == 1 and consent_refusal(request.user.consent) is not None)
+        or device.dnt == 1
+        or device.lmt == 1
+    )
+
+
 def user_key(request: BidRequest) -> str:
+    if restricted(request):  # nobody is counted who may not be profiled
+        return ""
     return request.user.buyeruid or request.user.id or request.device.ifa
+
+
+def rule_vector(keys: list[str], vocab: Vocabulary) -> np.ndarray:
+    """float64 (dims,) sum of the keys' rules, tag by tag, through the vocabulary's names."""
+    vector = np.zeros(vocab.dims)
+    for key in keys:
+        for tag, weight in standard().rules(key):
+            if vocab.position(tag) >= 0:
+                vector[vocab.position(tag)] += weight
+    return vector
+
+
+def reference_user(request: BidRequest, vocab: Vocabulary) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The blend, at the default weights (1.0, 0.6 and 0.4), of the profile the caller sent (tag_vector,
+    else tags: it stands for a stored one; there is no profile store), what the exchange says of the user
+    (segment keys) and the context, each a unit vector; the first two only when privacy allows."""
+    text = standard().text_keys
+    profile = np.zeros(vocab.dims)
+    segments = np.zeros(vocab.dims)
+    if not restricted(request):
+        person = request.user
+        segments = rule_vector(segment_keys(person, time.gmtime(NOW).tm_year, text), vocab)
+        if person.tag_vector is not None and len(person.tag_vector) > 0:
+            profile = np.asarray(person.tag_vector, dtype=np.float64)
+        else:
+            for tag in person.tags:  # a tag sent twice counts at its last weight
+                if vocab.position(tag.id) >= 0:
+                    profile[vocab.position(tag.id)] = tag.weight
+    context = rule_vector(context_keys(request, text), vocab)
+    total, sources = np.zeros(vocab.dims), []
+    for name, weight, source in (
+        ("profile", 1.0, profile),
+        ("segments", 0.6, segments),
+        ("context", 0.4, context),
+    ):
+        largest = np.max(np.abs(source))
+        if largest > 0:  # scaled by the largest first, as weights up to float32's limit would overflow
+            total += weight * (source / largest) / np.linalg.norm(source / largest)
+            sources.append(name)
+    norm = np.linalg.norm(total)
+    if norm == 0:
+        return None, ()
+    return (total / norm).astype(np.float32).reshape(1, -1), tuple(sources)
 
 
 def page_categories(request: BidRequest) -> set[str]:
@@ -237,6 +301,7 @@ def request_checks(
     request: BidRequest,
     spend: SpendControl | None,
     ref: RefWorld,
+    context_only: bool,
 ) -> list[Check]:
     """The request-level filters in the pipeline's order: each one's name, whether the campaign passes it,
     and the no-bid it answers when it removes the last candidate."""
@@ -246,8 +311,10 @@ def request_checks(
     languages = {w.lower() for w in request.wlang} | {w.split("-", 1)[0].lower() for w in request.wlangb}
     rows = np.array([row], dtype=np.int32)
     no_one = NoBid.NO_ELIGIBLE_CAMPAIGN
+    # A vector of context alone meets the campaigns' similarity floors scaled (context_match_scale).
+    floor = np.float32(spec.min_match) * np.float32(0.75 if context_only else 1.0)
     checks: list[Check] = [
-        ("similarity", lambda: bool(score >= np.float32(spec.min_match)), NoBid.UNMATCHED_USER),
+        ("similarity", lambda: bool(score >= floor), no_one),
         ("schedule", lambda: spec.start <= NOW and (spec.end == 0 or spec.end > NOW), no_one),
         (
             "bcat",
@@ -323,12 +390,8 @@ def reference_decide(
     currency = bid_currency(request.cur)
     if currency is None:
         return RefOutcome([], NoBid.UNSUPPORTED_CURRENCY, "USD")
-    if request.regs.coppa == 1:
-        return RefOutcome([], NoBid.COPPA_RESTRICTED, currency)
-    if request.regs.gdpr == 1 and consent_refusal(request.user.consent) is not None:
-        return RefOutcome([], NoBid.NO_CONSENT, currency)
     bundle, model = ref.snapshot.bundle, ref.snapshot.model
-    user = user_vector(request.user.tag_vector, request.user.tags, bundle.vocab)
+    user, sources = reference_user(request, bundle.vocab)
     if user is None:
         return RefOutcome([], NoBid.UNMATCHED_USER, currency)
     rows, scores = match(bundle.index, bundle.persona_rows, user, top_k)
@@ -342,7 +405,7 @@ def reference_decide(
     furthest = -1  # the index of the check the furthest candidate failed
     reasons: list[NoBid] = []
     for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
-        checks = request_checks(ref.specs[row], row, score, request, spend, ref)
+        checks = request_checks(ref.specs[row], row, score, request, spend, ref, sources == ("context",))
         reasons = [reason for _, _, reason in checks]
         passed = 0
         for _, check, _ in checks:
@@ -355,7 +418,7 @@ def reference_decide(
             outcome.removed[checks[passed][0]] += 1
             furthest = max(furthest, passed)
     if not survivors:
-        outcome.nbr = reasons[furthest] if reasons else NoBid.UNMATCHED_USER
+        outcome.nbr = reasons[furthest] if reasons else NoBid.NO_ELIGIBLE_CAMPAIGN
         return outcome
 
     device = request.device

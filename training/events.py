@@ -28,6 +28,8 @@ shown impression:
     pctr, price  number the prediction and the CPM bid that won, when known (not features)
     model        str    the model version that predicted it, when known
     click        int    1 if the impression was clicked (when known as it is written), else 0
+    sources      [str]  what the user vector was blended from: "profile", "segments", "context";
+                        optional (absent in records written before it was kept); not a feature
 
 A click that comes after its impression was written is a record of its own, joined onto the impression
 by (request_id, imp_id, campaign); conversions are recorded the same way and not read here

@@ -27,7 +27,15 @@ import numpy as np
 
 from personabid.artifact import resolve, write_atomic
 from personabid.ctr.features import DEFAULT_SPEC
-from personabid.demo import WORLD_FILE, WORLD_FORMAT, is_built, simulate_log, train_demo_model
+from personabid.demo import (
+    WORLD_FILE,
+    WORLD_FORMAT,
+    DemoSpec,
+    build_demo_profiles,
+    is_built,
+    simulate_log,
+    train_demo_model,
+)
 from personabid.errors import ArtifactError
 from personabid.index.bundle import load_index
 from personabid.index.campaigns import CampaignTable
@@ -38,6 +46,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ROOT = Path("benchmarks/results/worlds")
 SEED = 7  # the demo world's
 IMPRESSIONS = 50_000
+PEOPLE = 20_000
 FALLBACK_RECALL = 0.9
 
 
@@ -70,8 +79,16 @@ def ensure_world(root: Path, campaigns: int, min_recall: float | None = None) ->
     simulated = simulate_log(world, bundle, quality, IMPRESSIONS, np.random.default_rng(SEED + 1))
     model, summary = train_demo_model(simulated, bundle.campaigns, DEFAULT_SPEC)
     model.save(directory / "model", {"training": {"data": "bench world simulation", "seed": SEED, **summary}})
+    # The people, their behaviour and profiles, as the demo builds them: requests can name them by id.
+    build_demo_profiles(directory, world, DemoSpec(seed=SEED, campaigns=campaigns, people=PEOPLE))
     # The demo's format: is_built takes a world of another one for a world to build again.
-    info = {"format": WORLD_FORMAT, "seed": SEED, "campaigns": campaigns, "segments": world.segments}
+    info = {
+        "format": WORLD_FORMAT,
+        "seed": SEED,
+        "campaigns": campaigns,
+        "segments": world.segments,
+        "people": PEOPLE,
+    }
     # Last: a world is built once its world.json exists.
     write_atomic(directory / WORLD_FILE, json.dumps(info, indent=2) + "\n")
     log.info("bench world of %d campaigns built (%s index)", campaigns, bundle.manifest.index_type)

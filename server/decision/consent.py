@@ -4,8 +4,9 @@ personabid bids by matching a profile of the user's interests, which under the G
 consent to two purposes of the IAB Transparency and Consent Framework (TCF v2): 3, "create profiles for
 personalised advertising", and 4, "use profiles to select personalised advertising". When a request says
 `regs.gdpr = 1`, its consent string (OpenRTB 2.6 `user.consent`, the TC string) must grant both, or the
-auction is declined with no-bid reason 508. Consent to personabid as a vendor is the exchange's to check
-before it calls a bidder (personabid holds no vendor id of its own), so only the purposes are read.
+request is bid on its context alone (decision/restrictions.py): no profile read, no user data used.
+Consent to personabid as a vendor is the exchange's to check before it calls a bidder (personabid holds no
+vendor id of its own), so only the purposes are read.
 
 A TC string is segments joined by ".", each base64url without padding; the first, the core segment,
 begins with fixed-width fields. The purpose consents are its 24 bits from bit 152 on (after version 6,

@@ -1,5 +1,9 @@
 """No-bid reasons. Mirrors `personabid.v1.NoBidReason` (a test keeps the two equal); the core does not
-import protobuf."""
+import protobuf.
+
+COPPA_RESTRICTED (504) and NO_CONSENT (508) are kept for the callers that decode them, but the decision
+does not answer them: privacy limits what the user vector may use (decision/restrictions.py), not
+whether to bid, so such requests are bid on their context."""
 
 from __future__ import annotations
 
@@ -16,11 +20,11 @@ class NoBid(IntEnum):
     NO_ELIGIBLE_CAMPAIGN = 501
     BUDGET_EXHAUSTED = 502
     FREQUENCY_CAPPED = 503
-    COPPA_RESTRICTED = 504
+    COPPA_RESTRICTED = 504  # not answered (see above)
     NOT_READY = 505
     STATE_UNAVAILABLE = 506
     PACED = 507
-    NO_CONSENT = 508
+    NO_CONSENT = 508  # not answered (see above)
     CAPACITY_REACHED = 509
     UNSUPPORTED_CURRENCY = 510
     NO_FITTING_CREATIVE = 511

@@ -45,8 +45,13 @@ class SeatBid(_Object, frozen=True):
     bid: tuple[Bid, ...] = ()
 
 
-class NoBidExt(_Object, frozen=True):
-    detail: str = ""  # why, in words: the field and value of an invalid request, the filter that excluded all
+class ResponseExt(_Object, frozen=True):
+    detail: str = ""  # why no bid, in words: the field and value of an invalid request, the filter...
+    # What the user vector was blended from: "profile" (personabid's own, by the user's id), "segments"
+    # (what the exchange says of the user) and "context" (the page or app, device, place).
+    sources: tuple[str, ...] = ()
+    # Why no user-level data was used ("coppa", "gdpr", "dnt", "lmt"); "" when none applied.
+    restriction: str = ""
 
 
 class BidResponse(_Object, frozen=True):
@@ -56,4 +61,4 @@ class BidResponse(_Object, frozen=True):
     seatbid: tuple[SeatBid, ...] = ()
     bidid: str = ""
     nbr: int | None = None
-    ext: NoBidExt | None = None
+    ext: ResponseExt | None = None

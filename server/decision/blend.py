@@ -1,0 +1,200 @@
+"""The user vector of a request: the stored profile, what the exchange says of the user and the context,
+each made a unit vector and blended by weight.
+
+    v = w_profile * unit(profile) + w_segments * unit(segments) + w_context * unit(context), L2-normalised
+
+Each source is normalised before it is weighted so that the weights, not the number of signals a source
+happens to carry, decide how much it counts: a page with twelve keywords must not outweigh a profile
+built from months of behaviour. Only the sources a request has are blended, so a request with context
+alone is matched on its context at full strength, and the weights only say how sources share the vector
+when there are several.
+
+Signal keys (personabid.decision.signals) become tag weights through the taxonomy's rules, resolved once
+per vocabulary into (position, weight) pairs: the request path does a dict lookup per key. Tags the
+vocabulary does not have are left out, so any vocabulary works with the standard rules.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from personabid.decision.uservec import unit
+from personabid.index.vocab import Vocabulary
+from personabid.openrtb.request import Tag
+from personabid.profiles.store import Profile
+from personabid.profiles.taxonomy import Taxonomy
+
+SOURCES = ("profile", "segments", "context")
+
+# A rule as the request path reads it: (position, weight) pairs. A request has a handful of keys of one or
+# two tags each, which plain Python sums in less time than one numpy call per key would take.
+Rule = tuple[tuple[int, float], ...]
+PROFILE, SEGMENTS, CONTEXT = range(3)
+
+
+@functools.lru_cache(maxsize=8)  # one per vocabulary served; a reload of the same one reuses it
+def key_table(vocab: Vocabulary, taxonomy: Taxonomy) -> dict[str, Rule]:
+    """Every signal key with a rule onto a tag of `vocab`: the tags' positions and the rules' weights."""
+    tags: dict[str, dict[int, float]] = {}
+    for key, tag, weight in taxonomy.rule_rows():
+        position = vocab.position(tag)
+        if position >= 0:
+            into = tags.setdefault(key, {})
+            into[position] = into.get(position, 0.0) + weight
+    return {key: tuple(found.items()) for key, found in tags.items()}
+
+
+def check_weights(weights: Sequence[float]) -> None:
+    """Raise ValueError unless every weight is finite and non-negative, as a blend needs them."""
+    for name, weight in zip(SOURCES, weights, strict=True):
+        if not (math.isfinite(weight) and weight >= 0.0):
+            raise ValueError(f"the {name} blend weight must be finite and non-negative, not {weight!r}")
+
+
+# One source's weights: sparse ({position: weight}), dense (float64 (dims,)) or a stored profile.
+Source = dict[int, float] | np.ndarray | Profile
+
+
+class Blender:
+    """Blends the sources of a request into a user vector over one vocabulary."""
+
+    def __init__(self, vocab: Vocabulary, taxonomy: Taxonomy, weights: Sequence[float]) -> None:
+        check_weights(weights)
+        self.vocab = vocab
+        self.dims = vocab.dims
+        self.weights = tuple(float(w) for w in weights)
+        self._rules = key_table(vocab, taxonomy)
+
+    def _keys(self, keys: Iterable[str]) -> dict[int, float]:
+        rules = self._rules
+        summed: dict[int, float] = {}
+        for key in keys:
+            for position, weight in rules.get(key, ()):
+                summed[position] = summed.get(position, 0.0) + weight
+        return summed
+
+    def _segments(
+        self, keys: Iterable[str], tags: tuple[Tag, ...], tag_vector: np.ndarray | None
+    ) -> dict[int, float] | np.ndarray:
+        summed = self._keys(keys)
+        if tag_vector is not None and len(tag_vector) > 0:
+            dense = np.array(tag_vector, dtype=np.float64)
+            for position, weight in summed.items():
+                dense[position] += weight
+            return dense
+        if tags:
+            position_of = self.vocab.position
+            sent: dict[int, float] = {}
+            for tag in tags:  # a tag sent twice counts once, at its last weight, as in user_vector
+                position = position_of(tag.id)
+                if position >= 0:
+                    sent[position] = tag.weight
+            for position, weight in sent.items():
+                summed[position] = summed.get(position, 0.0) + weight
+        return summed
+
+    def _dense(self, source: Source) -> np.ndarray:
+        """float64 (1, dims) copy of `source`."""
+        if isinstance(source, np.ndarray):
+            return source.reshape(1, -1).copy()
+        dense = np.zeros((1, self.dims), dtype=np.float64)
+        if isinstance(source, dict):
+            for position, weight in source.items():
+                dense[0, position] = weight
+        else:
+            dense[0, source.positions] = source.weights
+        return dense
+
+    def blend(
+        self,
+        profile: Profile | None = None,
+        segment_keys: Iterable[str] = (),
+        context_keys: Iterable[str] = (),
+        tags: tuple[Tag, ...] = (),
+        tag_vector: np.ndarray | None = None,
+    ) -> tuple[np.ndarray | None, tuple[str, ...]]:
+        """float32 (1, dims) unit user vector and the sources it used (a subset of SOURCES, in that
+        order), or (None, ()) when no source has weight on a tag of the vocabulary.
+
+        The profile is the stored one, or else the one the caller sent (sparse `tags` or a dense
+        `tag_vector`, in the vocabulary's names; with a stored profile, those count among the
+        segments); the segments are `segment_keys` through the rules; the context is `context_keys`
+        through the rules. Signal keys without a rule onto the vocabulary are ignored. The profile's
+        positions are distinct, as a store returns them.
+        """
+        w_profile, w_segments, w_context = self.weights
+        found: list[tuple[int, float, Source]] = []  # (source, its blend weight, its tag weights)
+        if profile is not None and len(profile.positions):
+            if w_profile > 0.0:
+                found.append((PROFILE, w_profile, profile))
+        elif tags or (tag_vector is not None and len(tag_vector) > 0):
+            # A profile the caller sent (user.tags, tag_vector) stands for the user as a stored one does,
+            # and counts as one: the same user gets the same bids whether the exchange sends their
+            # profile or their id.
+            caller = self._segments((), tags, tag_vector)
+            if w_profile > 0.0 and len(caller):
+                found.append((PROFILE, w_profile, caller))
+            tags, tag_vector = (), None
+        if w_segments > 0.0:
+            segments = self._segments(segment_keys, tags, tag_vector)
+            if len(segments):
+                found.append((SEGMENTS, w_segments, segments))
+        if w_context > 0.0:
+            context = self._keys(context_keys)
+            if context:
+                found.append((CONTEXT, w_context, context))
+        # Each source's norm: in Python for the few weights of signal keys, where numpy's per-call cost
+        # would be most of the work.
+        normed: list[tuple[int, float, Source, float]] = []
+        for s, weight, source in found:
+            if isinstance(source, dict):
+                squares = 0.0
+                for value in source.values():
+                    squares += value * value
+            else:
+                values = source if isinstance(source, np.ndarray) else source.weights.astype(np.float64)
+                squares = float(np.dot(values, values))
+            if 0.0 < squares < math.inf:
+                normed.append((s, weight, source, math.sqrt(squares)))
+                continue
+            # Weights whose squares leave float64's range, or that are all zero: the careful way.
+            dense = self._dense(source)
+            if unit(dense) is not None:
+                normed.append((s, weight, dense.reshape(-1), 1.0))
+        if not normed:
+            return None, ()
+        # Relative to the largest weight of the sources present, so that no weight, however large,
+        # overflows the sum, and a source alone counts in full whatever its weight.
+        largest = max(weight for _, weight, _, _ in normed)
+        total = np.zeros(self.dims, dtype=np.float64)
+        merged: dict[int, float] = {}
+        used: list[str] = []
+        for s, weight, source, norm in normed:
+            factor = weight / largest / norm
+            if factor == 0.0:  # a weight too small beside the largest to count at all
+                continue
+            used.append(SOURCES[s])
+            if isinstance(source, dict):
+                for position, value in source.items():
+                    merged[position] = merged.get(position, 0.0) + factor * value
+            elif isinstance(source, np.ndarray):
+                total += factor * source
+            else:
+                total[source.positions] += factor * source.weights.astype(np.float64)
+        if merged:
+            total[np.fromiter(merged, np.intp, len(merged))] += np.fromiter(
+                merged.values(), np.float64, len(merged)
+            )
+        row = total.reshape(1, -1)
+        # Every term is at most 1 in norm now, so the squares are finite; they are 0 only where opposite
+        # weights (a caller's own tags may be negative) cancelled out, or too small to square.
+        squares = float(np.dot(total, total))
+        if 0.0 < squares < math.inf:
+            row *= 1.0 / math.sqrt(squares)
+        elif not used or unit(row) is None:
+            return None, ()
+        return row.astype(np.float32), tuple(used)
