@@ -12,7 +12,7 @@ from personabid.client import sample_request
 from personabid.decision.reasons import NoBid
 from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
-from personabid.world import World
+from personabid.world import World, vocabulary
 
 
 def _dense(world: World, rng: np.random.Generator) -> pb.BidRequest:
@@ -100,7 +100,7 @@ def too_many_blocked_categories(r: pb.BidRequest) -> None:
 
 
 CASES: list[tuple[Callable[[pb.BidRequest], None], str, str]] = [
-    (wrong_length, "user.tag_vector", "length 225"),
+    (wrong_length, "user.tag_vector", f"length {len(vocabulary().tags) - 1}"),
     (nan_weight, "user.tag_vector[3]", "nan"),
     (infinite_weight, "user.tag_vector[5]", "inf"),
     (infinite_tag_weight, "user.tags[0].weight", "-inf"),

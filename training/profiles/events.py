@@ -883,6 +883,10 @@ class _Mapper:
         words_of = self._words(encoded.dictionary).take(encoded.indices)
         words = pc.list_flatten(words_of)
         owner = text[_np(pc.list_parent_indices(words_of))]
+        # The regex split leaves "" where a piece starts or ends with a separator, or is empty: not a
+        # word, and no break between the words around it (WORD.findall finds none there either).
+        nonempty = _np(pc.greater(pc.utf8_length(words), 0))
+        words, owner = words.filter(pa.array(nonempty)), owner[nonempty]
         known = _np(pc.is_in(words, value_set=self.phrase_words))
         begins = known.copy()
         begins[1:] &= ~known[:-1] | (owner[1:] != owner[:-1])
