@@ -45,6 +45,7 @@ from personabid.training.profiles.build import (
     BuildResult,
     build,
     prepare,
+    rule_keys,
     rule_table,
     tag_table,
 )
@@ -177,10 +178,10 @@ def polars_profiles(table: pa.Table, params: BuildParams) -> Any:
     rules = pl.from_arrow(rule_table(taxonomy, vocab))
     tags = pl.from_arrow(tag_table(vocab)).select("pos", "family")
     state = (
-        pl.from_arrow(prepare(table))
+        pl.from_arrow(prepare(table, rule_keys(taxonomy)))
         .lazy()
         .filter((pl.col("ts") <= as_of) & (pl.col("day") >= cut))
-        .join(rules.lazy(), on="key")
+        .join(rules.lazy(), on="key_id")
         .with_columns(
             score=pl.col("weight").cast(pl.Float64)
             * pl.col("rule_weight")

@@ -54,7 +54,10 @@ DEFAULT_MAX_TAGS = 64
 # The reader's observations, one signal of one event each (training/profiles/events.py).
 OBSERVATIONS = OBSERVATION_SCHEMA
 # What the engines see: the observations with the kind's bit (1 << kind) beside the kind.
-PREPARED = OBSERVATIONS.append(pa.field("kind_bit", pa.int32()))
+# Prepared for the engines: the kind as a bit of the kinds mask (Spark has no `<<`), and the signal key
+# by number in the rules' keys (null for a key no rule knows): joining on an integer is several times
+# cheaper than on text.
+PREPARED = OBSERVATIONS.append(pa.field("kind_bit", pa.int32())).append(pa.field("key_id", pa.int32()))
 STATE = pa.schema(
     [
         ("user", pa.int64()),
@@ -64,7 +67,7 @@ STATE = pa.schema(
         ("kinds", pa.int32()),
     ]
 )
-RULES = pa.schema([("key", pa.string()), ("pos", pa.int32()), ("rule_weight", pa.float64())])
+RULES = pa.schema([("key_id", pa.int32()), ("pos", pa.int32()), ("rule_weight", pa.float64())])
 # The state as the engines hold it: tags by position in the vocabulary.
 KEPT_STATE = pa.schema(
     [
@@ -77,7 +80,6 @@ KEPT_STATE = pa.schema(
 )
 # family: the tag's family (the name's prefix before ':') by number: grouping on it is cheaper than on text.
 TAGS = pa.schema([("tag", pa.string()), ("family", pa.int32()), ("pos", pa.int32())])
-SIGNALS = pa.schema([("key", pa.string())])
 SUPPRESSED = pa.schema([("user", pa.int64())])
 SERIES_BELOW = 1e-4  # S - S^2 / 2 is 1 - exp(-S) to 2e-9 (relative) below this
 MAX_KIND = 15
@@ -90,7 +92,7 @@ PSEUDONYM = re.compile(r"[0-9a-fA-F]{16,64}")  # kinds are stored as a uint16 bi
 # has) joins the same aggregation as more contributions, so a build without one aggregates once.
 STATE_SQL = """
 WITH kept AS (
-    SELECT o.user, o.day, o.ts, o.kind_bit, o.key, o.weight
+    SELECT o.user, o.day, o.ts, o.kind_bit, o.key_id, o.weight
     FROM observations o
     WHERE o.ts <= {as_of} AND o.day >= {cut_day}
       AND NOT EXISTS (SELECT 1 FROM suppressed s WHERE s.user = o.user)
@@ -100,7 +102,7 @@ contributions AS (
            k.weight * r.rule_weight
                * power({two}, (k.ts - CAST(k.day AS DOUBLE) * {day_seconds}) / {half_life_seconds}) AS score,
            k.kind_bit AS kinds
-    FROM kept k JOIN rules r ON k.key = r.key
+    FROM kept k JOIN rules r ON k.key_id = r.key_id
     UNION ALL
     SELECT p.user AS user, g.pos AS pos, p.day AS day, p.score AS score, p.kinds AS kinds
     FROM prior p JOIN tags g ON p.tag = g.tag
@@ -168,7 +170,6 @@ SELECT CAST(user AS BIGINT) AS user, CAST(pos AS INTEGER) AS pos, CAST(weight AS
        CAST(kinds AS INTEGER) AS kinds
 FROM kept
 WHERE weight > {zero}
-ORDER BY user, pos
 """
 
 # Why observations were not used, each counted once, in this order of precedence.
@@ -179,12 +180,11 @@ SELECT
     sum(CASE WHEN o.ts <= {as_of} AND o.day < {cut_day} THEN 1 ELSE 0 END) AS beyond_retention,
     sum(CASE WHEN o.ts <= {as_of} AND o.day >= {cut_day} AND s.user IS NOT NULL THEN 1 ELSE 0 END)
         AS suppressed,
-    sum(CASE WHEN o.ts <= {as_of} AND o.day >= {cut_day} AND s.user IS NULL AND k.key IS NULL
+    sum(CASE WHEN o.ts <= {as_of} AND o.day >= {cut_day} AND s.user IS NULL AND o.key_id IS NULL
         THEN 1 ELSE 0 END) AS untagged,
     sum(CASE WHEN o.ts <= {previous_as_of} THEN 1 ELSE 0 END) AS not_after_previous
 FROM observations o
 LEFT JOIN suppressed s ON o.user = s.user
-LEFT JOIN signals k ON o.key = k.key
 """
 SKIPS = ("after_as_of", "beyond_retention", "suppressed", "untagged")
 
@@ -288,11 +288,17 @@ def read_suppression(path: Path) -> np.ndarray:
     return np.unique(np.asarray(keys, dtype=np.int64))
 
 
+def rule_keys(taxonomy: Taxonomy) -> pa.Array:
+    """Every signal key a rule knows, sorted: a key's number (key_id) is its place here."""
+    return pa.array(sorted({key for key, _, _ in taxonomy.rule_rows()}), pa.string())
+
+
 def rule_table(taxonomy: Taxonomy, vocab: Vocabulary) -> pa.Table:
     rows = taxonomy.rule_rows()
+    keys = pc.index_in(pa.array([key for key, _, _ in rows], pa.string()), value_set=rule_keys(taxonomy))
     return pa.table(
         [
-            pa.array([key for key, _, _ in rows], pa.string()),
+            keys.cast(pa.int32()),
             pa.array([vocab.position(tag) for _, tag, _ in rows], pa.int32()),
             pa.array([weight for _, _, weight in rows], pa.float64()),
         ],
@@ -334,14 +340,15 @@ class _Prepared:
     """Observations on their way into an engine: checked, given their kind bit, counted, and the latest
     time noted (the default as_of), in one pass over chunks the engine may stream to disk."""
 
-    def __init__(self, chunks: Iterable[pa.Table]) -> None:
+    def __init__(self, chunks: Iterable[pa.Table], keys: pa.Array) -> None:
         self._chunks = chunks
+        self._keys = keys
         self.rows = 0
         self.latest: float | None = None
 
     def __iter__(self) -> Iterator[pa.Table]:
         for chunk in self._chunks:
-            table = prepare(chunk)
+            table = prepare(chunk, self._keys)
             if table.num_rows == 0:
                 continue
             self.rows += table.num_rows
@@ -351,7 +358,7 @@ class _Prepared:
             yield table
 
 
-def prepare(chunk: pa.Table) -> pa.Table:
+def prepare(chunk: pa.Table, keys: pa.Array) -> pa.Table:
     """A chunk of observations in the PREPARED schema; refuses one that is not observations."""
     missing = [name for name in OBSERVATIONS.names if name not in chunk.column_names]
     if missing:
@@ -365,7 +372,8 @@ def prepare(chunk: pa.Table) -> pa.Table:
         if kinds["min"] is None or kinds["min"] < 0 or kinds["max"] > MAX_KIND:
             raise ProfileBuildError(f"observation kinds must be in 0..{MAX_KIND}, found {kinds}")
     bits = pc.shift_left(pa.scalar(1, pa.int32()), pc.cast(table["kind"], pa.int32()))
-    return table.append_column("kind_bit", bits)
+    key_ids = pc.index_in(table["key"], value_set=keys).cast(pa.int32())
+    return table.append_column("kind_bit", bits).append_column("key_id", key_ids)
 
 
 def build(
@@ -393,14 +401,13 @@ def build(
     own = engine is None
     engine = engine or DuckDBEngine()
     try:
-        prepared = _Prepared(observations)
+        prepared = _Prepared(observations, rule_keys(taxonomy))
         engine.load("observations", prepared, PREPARED)
         as_of = _as_of(params, prepared.latest, previous)
         params = dataclasses.replace(params, as_of=as_of)
         users = np.unique(np.asarray(suppressed, dtype=np.int64))
         rules = rule_table(taxonomy, vocab)
         engine.load("rules", [rules], RULES)
-        engine.load("signals", [pa.table({"key": pc.unique(rules["key"])}, schema=SIGNALS)], SIGNALS)
         engine.load("tags", [tag_table(vocab)], TAGS)
         engine.load("suppressed", [pa.table({"user": users}, schema=SUPPRESSED)], SUPPRESSED)
         engine.load("prior", [previous.state if previous else STATE.empty_table()], STATE)
@@ -458,18 +465,21 @@ def to_arrays(final: pa.Table) -> ProfileArrays:
     final = final.filter(pc.greater(pc.cast(final["weight"], pa.float32()), 0))
     users = final["user"].to_numpy().astype(np.int64, copy=False)
     tags = final["pos"].to_numpy().astype(np.int64, copy=False)
-    # The SQL orders its rows, but a distributed engine's pieces may come back in any order.
+    weights = final["weight"].to_numpy().astype(np.float32)
+    kinds = final["kinds"].to_numpy().astype(np.uint16)
+    # Engines return the rows in any order (sorting here is cheaper than an ORDER BY in the SQL).
     if len(users) > 1 and not _ordered(users, tags):
-        order = np.lexsort((tags, users))
-        users, tags = users[order], tags[order]
-        final = final.take(pa.array(order))
+        # One int64 sort key, (user's rank, tag), unique per row: a third of the time of a lexsort.
+        _, rank = np.unique(users, return_inverse=True)
+        order = np.argsort(rank.astype(np.int64) << 16 | tags)
+        users, tags, weights, kinds = users[order], tags[order], weights[order], kinds[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
     return ProfileArrays(
         keys=users[starts].astype(np.int64),
         offsets=np.r_[starts, len(users)].astype(np.int64),
         tags=tags.astype(np.uint16),
-        weights=final["weight"].to_numpy().astype(np.float32),
-        kinds=final["kinds"].to_numpy().astype(np.uint16),
+        weights=weights,
+        kinds=kinds,
     )
 
 
