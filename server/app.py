@@ -141,7 +141,7 @@ class BidServer:
                 settings.profiles,
                 Suppression(settings.suppression),
                 self.pseudonym,
-                redis_url=settings.redis_url,
+                redis_url=settings.profiles_redis,
                 timeout_seconds=settings.profile_timeout_ms / 1000.0,
             ),
         )

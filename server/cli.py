@@ -119,8 +119,10 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve.add_argument(
         "--profile-store",
         choices=("embedded", "redis", "none"),
-        help="where profiles are looked up: the artifact (default), Redis (--redis-url), or nowhere",
+        help="where profiles are looked up: the artifact (default), Redis (--profile-redis-url, else "
+        "--redis-url), or nowhere",
     )
+    serve.add_argument("--profile-redis-url", help="the Redis holding the profiles (default: --redis-url)")
     serve.add_argument("--top-k", type=int, help=f"personas matched per request (default {Settings.top_k})")
     serve.add_argument(
         "--min-tmax-ms", type=int, help=f"shortest tmax worth deciding (default {Settings.min_tmax_ms})"
@@ -247,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
         "model_path": args.model_path,
         "profiles_path": args.profiles_path,
         "profile_store": args.profile_store,
+        "profile_redis_url": args.profile_redis_url,
         "top_k": args.top_k,
         "min_tmax_ms": args.min_tmax_ms,
         "grace_seconds": args.grace_seconds,

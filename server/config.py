@@ -62,6 +62,10 @@ class Settings:
     profile_store: str = "embedded"
     profile_ids: str = "buyeruid,id,ifa"
     profile_timeout_ms: float = 5.0
+    # The Redis that holds the profiles (profile_store "redis"); empty: redis_url. Profiles apart from the
+    # spend state let an outage of theirs degrade bids to the context instead of stopping them (a spend
+    # store that cannot be reached answers no-bid 506).
+    profile_redis_url: str = ""
     # Pseudonyms of the people who asked to be forgotten (`personabid profiles forget`): never looked up,
     # never built again.
     profile_suppression: Path | None = None  # default: data_dir/profiles.suppressed
@@ -103,8 +107,8 @@ class Settings:
             raise ConfigError(
                 f"setting profile_store={self.profile_store!r}: expected one of {PROFILE_STORES}"
             )
-        if self.profile_store == "redis" and not self.redis_url:
-            raise ConfigError("setting profile_store='redis' needs redis_url")
+        if self.profile_store == "redis" and not self.profiles_redis:
+            raise ConfigError("setting profile_store='redis' needs profile_redis_url or redis_url")
         ids = [part.strip() for part in self.profile_ids.split(",")]
         if not ids or len(set(ids)) != len(ids) or not set(ids) <= set(PROFILE_IDS):
             raise ConfigError(
@@ -136,6 +140,10 @@ class Settings:
     @property
     def profiles(self) -> Path:
         return self.profiles_path or self.data_dir / "profiles"
+
+    @property
+    def profiles_redis(self) -> str:
+        return self.profile_redis_url or self.redis_url
 
     @property
     def suppression(self) -> Path:

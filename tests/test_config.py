@@ -62,8 +62,30 @@ def test_setting_of_the_wrong_type_is_an_error() -> None:
         ({"grpc_addr": "localhost"}, "grpc_addr='localhost'"),
         ({"top_k": 0}, "top_k=0"),
         ({"grace_seconds": -1}, "grace_seconds=-1"),
+        ({"profile_store": "files"}, "profile_store='files'"),
+        ({"profile_store": "redis"}, "profile_store='redis' needs profile_redis_url or redis_url"),
+        ({"profile_ids": "buyeruid,cookie"}, "profile_ids='buyeruid,cookie'"),
+        ({"profile_ids": "id,id"}, "profile_ids='id,id'"),
+        ({"blend_context": -0.5}, "blend_context=-0.5"),
+        ({"blend_profile": float("inf")}, "blend_profile=inf"),
+        ({"context_match_scale": 0.0}, "context_match_scale=0.0"),
+        ({"profile_timeout_ms": 0.0}, "profile_timeout_ms=0.0"),
     ],
 )
 def test_unusable_value_is_an_error_naming_it(flags: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(flags, environ={})
+
+
+def test_profiles_read_their_own_redis_else_the_spend_one() -> None:
+    shared = load_settings({"profile_store": "redis", "redis_url": "redis://127.0.0.1:6379/0"}, environ={})
+    own = load_settings(
+        {"profile_store": "redis", "redis_url": "redis://a:6379/0", "profile_redis_url": "redis://b:6379/0"},
+        environ={},
+    )
+    assert shared.profiles_redis == "redis://127.0.0.1:6379/0"
+    assert own.profiles_redis == "redis://b:6379/0"
+
+
+def test_profile_ids_are_read_in_order() -> None:
+    assert load_settings({"profile_ids": "ifa, buyeruid"}, environ={}).profile_id_order == ("ifa", "buyeruid")
