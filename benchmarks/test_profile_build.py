@@ -169,16 +169,25 @@ def test_duckdb_read_and_build(benchmark: BenchmarkFixture, events_file: Path) -
 
 def polars_profiles(table: pa.Table, params: BuildParams) -> Any:
     """The build's aggregation (no previous state, no suppression) in Polars: (user, pos, weight, kinds)."""
-    pl = pytest.importorskip("polars")
+    try:
+        import polars as pl
+    except ImportError:
+        pytest.fail("polars is missing: `pip install -e .[dev]` installs it")
     taxonomy = standard()
     vocab = taxonomy.vocabulary()
     as_of = float(params.as_of or 0.0)
     half_life = params.half_life_days * DAY
     cut = int(np.floor(as_of / DAY)) - params.retention_days + 1
-    rules = pl.from_arrow(rule_table(taxonomy, vocab))
-    tags = pl.from_arrow(tag_table(vocab)).select("pos", "family")
+
+    def frame(arrow: pa.Table) -> Any:
+        found = pl.from_arrow(arrow)
+        assert isinstance(found, pl.DataFrame)  # a table gives a frame (a column would give a series)
+        return found
+
+    rules = frame(rule_table(taxonomy, vocab))
+    tags = frame(tag_table(vocab)).select("pos", "family")
     state = (
-        pl.from_arrow(prepare(table, rule_keys(taxonomy)))
+        frame(prepare(table, rule_keys(taxonomy)))
         .lazy()
         .filter((pl.col("ts") <= as_of) & (pl.col("day") >= cut))
         .join(rules.lazy(), on="key_id")
