@@ -35,10 +35,20 @@ def test_audience_taxonomy_segments_become_aud_keys() -> None:
     assert segments(data=(data,)) == ["aud:608", "aud:5"]
 
 
-def test_segments_of_another_taxonomy_or_none_said_are_ignored() -> None:
+def test_segment_ids_of_another_taxonomy_or_none_said_are_ignored() -> None:
     other = Data(segment=(Segment(id="608"),), segtax=5)
     unsaid = Data(segment=(Segment(id="608"),))
     assert segments(data=(other, unsaid)) == []
+
+
+def test_names_of_segments_outside_the_audience_taxonomy_are_read_as_keywords() -> None:
+    named = Data(segment=(Segment(id="12341318394918", name="soccer fans"), Segment(id="7", name="auto")))
+    assert segments(data=(named,)) == ["kw:soccer"]
+
+
+def test_names_of_audience_taxonomy_segments_add_nothing_to_their_ids() -> None:
+    data = Data(segment=(Segment(id="608", name="soccer fans"),), ext=DataExt(segtax=4))
+    assert segments(data=(data,)) == ["aud:608"]
 
 
 def test_user_keywords_are_read_item_by_item() -> None:

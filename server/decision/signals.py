@@ -49,10 +49,14 @@ def segment_keys(user: User, year: int, text_keys: TextKeys) -> list[str]:
     of the year of birth in `year`, and the gender."""
     keys: list[str] = []
     for data in user.data:
-        # Segment ids of another taxonomy, or of none said, are some provider's own: they mean nothing
-        # to the rules.
         if data.segtax == AUDIENCE_SEGTAX:
             keys += [f"aud:{segment.id.strip()}" for segment in data.segment if segment.id]
+            continue
+        # Segment ids of another taxonomy, or of none said, are some provider's own and mean nothing to
+        # the rules; their names often say what they are ("sports fans"), read as keywords.
+        for segment in data.segment:
+            if segment.name:
+                keys += text_keys(segment.name)
     _keywords(keys, user.keywords, user.kwarray, text_keys)
     if user.yob is not None and 0 <= year - user.yob <= OLDEST:
         age = age_key(year - user.yob)  # None for a child: children are not profiled
