@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from personabid.bidrecord import BidRecord
 from personabid.spend.store import Reservation, Settlement, StateUnavailable
@@ -81,8 +83,11 @@ return {tonumber(redis.call('GET', KEYS[1]) or '0'), inflight}
 
 class RedisStore:
     def __init__(self, url: str, timeout: float = 0.05) -> None:
-        # Short timeouts: a bid must be answered within tmax even when Redis hangs.
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # Short timeouts and no retries: a bid must be answered within tmax even when Redis hangs (said
+        # outright, so that no client library default can multiply the wait).
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
         self._reserve = self._redis.register_script(RESERVE)
         self._apply = self._redis.register_script(APPLY)
         self._spent = self._redis.register_script(SPENT)
