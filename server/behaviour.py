@@ -122,5 +122,11 @@ def page_category(world: World, vector: np.ndarray, rng: np.random.Generator, on
     if interests and rng.random() < on_topic:
         codes = interests[int(rng.integers(len(interests)))]
     else:
-        codes = sorted({code for keys in signals.values() for code in keys.get("cat", ())})
+        codes = _categories()
     return codes[int(rng.integers(len(codes)))]
+
+
+@functools.cache
+def _categories() -> list[str]:
+    """Every content category a rule maps onto a tag in full."""
+    return sorted({code for keys in _signals(standard()).values() for code in keys.get("cat", ())})

@@ -51,6 +51,7 @@ from personabid.decision.match import match
 from personabid.decision.pipeline import Decider, Decision, DecisionSettings
 from personabid.decision.reasons import PROGRESS, NoBid
 from personabid.decision.signals import context_keys, segment_keys
+from personabid.decision.slots import slot_size
 from personabid.decision.snapshot import Snapshot
 from personabid.decision.uservec import strongest_tags
 from personabid.demo import CATALOG_FILE, DemoSpec, build_demo
@@ -475,18 +476,6 @@ def deal_for(spec: CampaignSpec, imp: Imp) -> tuple[Deal, float] | None:
     return None
 
 
-def slot_of(imp: Imp) -> tuple[int, int]:
-    """The slot size the CTR model reads: the banner's, its first format's, or the player's."""
-    if imp.banner is not None:
-        if imp.banner.w and imp.banner.h:
-            return imp.banner.w, imp.banner.h
-        if imp.banner.format:
-            return imp.banner.format[0].w, imp.banner.format[0].h
-    if imp.video is not None:
-        return imp.video.w, imp.video.h
-    return 0, 0
-
-
 @dataclass(frozen=True)
 class Offer:
     row: int
@@ -546,7 +535,7 @@ def reference_impression(
             np.array([offer.row], dtype=np.int32),
             np.array([offer.score], dtype=np.float32),
             context,
-            slot_token(*slot_of(imp)),
+            slot_token(*slot_size(imp)),
         )
         pctr = float(model.pctr(features)[0])
         bid = min(spec.base_bid * pctr / model.avg_ctr, spec.max_bid)

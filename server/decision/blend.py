@@ -22,11 +22,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from personabid.decision.uservec import unit
 from personabid.index.vocab import Vocabulary
 from personabid.openrtb.request import Tag
 from personabid.profiles.store import Profile
-from personabid.profiles.taxonomy import Taxonomy
+from personabid.profiles.taxonomy import Taxonomy, standard
 
 SOURCES = ("profile", "segments", "context")
 
@@ -46,6 +45,24 @@ def key_table(vocab: Vocabulary, taxonomy: Taxonomy) -> dict[str, Rule]:
             into = tags.setdefault(key, {})
             into[position] = into.get(position, 0.0) + weight
     return {key: tuple(found.items()) for key, found in tags.items()}
+
+
+def unit(vector: np.ndarray) -> np.ndarray | None:
+    """L2-normalise the float64 `vector` in place and return it; None (and the vector left scaled
+    anyhow) when it has no finite, non-zero weight to normalise."""
+    # Any finite weights are a valid profile. In float64 the sum of squares of float32-range weights can
+    # neither overflow (226 weights of 3.4e38 square to 2.6e79) nor underflow (1e-45 squares to 1e-90),
+    # so one norm suffices; only weights beyond float32's range (possible through the core's own API)
+    # need scaling by the largest first.
+    norm = float(np.sqrt(np.dot(vector.ravel(), vector.ravel())))
+    if not 0.0 < norm < np.inf:
+        largest = float(np.max(np.abs(vector))) if vector.size else 0.0
+        if largest == 0.0 or not np.isfinite(largest):
+            return None
+        vector /= largest
+        norm = float(np.sqrt(np.dot(vector.ravel(), vector.ravel())))
+    vector /= norm
+    return vector
 
 
 def check_weights(weights: Sequence[float]) -> None:
@@ -203,3 +220,9 @@ class Blender:
         if not used or unit(dense) is None:
             return None, ()
         return dense.astype(np.float32), tuple(used)
+
+
+@functools.lru_cache(maxsize=8)
+def profile_only(vocab: Vocabulary) -> Blender:
+    """The blend of a caller's profile alone over `vocab` (decision/uservec.py's user_vector)."""
+    return Blender(vocab, standard(), (1.0, 0.0, 0.0))

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,24 +29,27 @@ log = logging.getLogger(__name__)
 PSEUDONYM = re.compile(r"[0-9a-fA-F]{16,64}")
 
 
+def entries(data: bytes) -> Iterator[tuple[int, int | None, bool]]:
+    """(line number, the user key or None for a line that is not a pseudonym, whether it is the last line)
+    of each line of a list that holds anything but a comment."""
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        text = raw.split(b"#", 1)[0].strip().decode("ascii", "replace")
+        if text:
+            key = user_key(text) if PSEUDONYM.fullmatch(text) else None
+            yield number, key, number == len(lines)
+
+
 def _read(path: Path) -> tuple[frozenset[int], int]:
     """The keys listed in `path`, and how many lines were not pseudonyms."""
     keys: set[int] = set()
     bad = 0
-    with path.open("rb") as handle:
-        data = handle.read()
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, start=1):
-        text = raw.split(b"#", 1)[0].strip().decode("ascii", "replace")
-        if not text:
-            continue
-        if PSEUDONYM.fullmatch(text):
-            keys.add(user_key(text))
-        elif number == len(lines):
+    for _, key, last in entries(path.read_bytes()):
+        if key is not None:
+            keys.add(key)
+        elif not last:
             # A last line without its newline may be an append still being written; the next refresh
             # (the size will have changed) reads it whole.
-            continue
-        else:
             bad += 1
     return frozenset(keys), bad
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,8 @@ import pyarrow.parquet as pq
 from personabid.artifact import read_manifest, resolve
 from personabid.errors import PersonabidError
 from personabid.index.vocab import Vocabulary
-from personabid.profiles.artifact import FORMAT_VERSION, KIND, ProfileArrays, user_key, write_profiles
+from personabid.profiles.artifact import FORMAT_VERSION, KIND, ProfileArrays, write_profiles
+from personabid.profiles.suppression import entries
 from personabid.profiles.taxonomy import Taxonomy, standard
 from personabid.training.profiles.engines import DuckDBEngine, Engine
 from personabid.training.profiles.events import OBSERVATION_SCHEMA
@@ -82,9 +82,7 @@ KEPT_STATE = pa.schema(
 TAGS = pa.schema([("tag", pa.string()), ("family", pa.int32()), ("pos", pa.int32())])
 SUPPRESSED = pa.schema([("user", pa.int64())])
 SERIES_BELOW = 1e-4  # S - S^2 / 2 is 1 - exp(-S) to 2e-9 (relative) below this
-MAX_KIND = 15
-# A pseudonym as personabid.privacy.Pseudonymizer writes it (32 hex digits); 16 (a key's 64 bits) suffice.
-PSEUDONYM = re.compile(r"[0-9a-fA-F]{16,64}")  # kinds are stored as a uint16 bit mask
+MAX_KIND = 15  # kinds are stored as a uint16 bit mask
 
 # Observations kept: at or before as_of, on a day within retention, of a user not suppressed. Each maps
 # through the rules onto tags (by position: grouping on an integer is several times faster than on the
@@ -277,14 +275,11 @@ def read_suppression(path: Path) -> np.ndarray:
     """The user keys of a suppression list: one pseudonym per line, `#` starts a comment. A line that is
     not a pseudonym fails the build: a list that is half read would profile people who asked not to be."""
     keys = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            if not PSEUDONYM.fullmatch(text):
-                raise ProfileBuildError(f"{path}:{number}: not a pseudonym (hexadecimal): {text[:40]!r}")
-            keys.append(user_key(text))
+    for number, key, _ in entries(path.read_bytes()):
+        if key is None:
+            # The line is not echoed: what is not a pseudonym may be a raw id.
+            raise ProfileBuildError(f"{path}:{number}: not a pseudonym (16 to 64 hexadecimal digits)")
+        keys.append(key)
     return np.unique(np.asarray(keys, dtype=np.int64))
 
 
