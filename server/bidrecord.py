@@ -42,6 +42,9 @@ class BidRecord:
     # What the user vector was blended from ("profile", "segments", "context"), so that models and
     # reports can split by it; () when not known (records written before it was kept).
     sources: tuple[str, ...] = ()
+    # The experiment arms the bid was decided in, "experiment:arm" each (server/experiments/); () when no
+    # experiment is in force.
+    arms: tuple[str, ...] = ()
     # Spend control's, never logged: a win counts a view against the frequency cap the bid was made under.
     freq_cap: int = 0
     freq_window: float = 0.0  # seconds
@@ -88,6 +91,7 @@ class BidRecord:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["tags"] = tuple(values.get("tags", ()))
         values["sources"] = tuple(values.get("sources", ()))
+        values["arms"] = tuple(values.get("arms", ()))
         return cls(**values)
 
 

@@ -77,6 +77,19 @@ class Settings:
     # A context-only vector is sparser than a profile, so its cosine with a persona is lower: campaigns'
     # similarity floors are scaled by this for it (1: no scaling).
     context_match_scale: float = 0.75
+    # The measurement loop (README: "Measuring what was bought"). The server's clock runs this many times
+    # faster than real time, from the moment it starts (1: real time): a market simulation passes a day
+    # in minutes, and budgets, pacing, schedules and the event log all see the same compressed day.
+    clock_speed: float = 1.0
+    # The share of bids the event log records as "bid" lines (1: every bid); each line carries it, and
+    # reports weight it by its inverse. Wins, notices, clicks and conversions are always recorded.
+    bid_log_sample: float = 1.0
+    # Last-touch attribution of a conversion to the user's last click on the advertiser's campaigns within
+    # the click window, else to the last impression within the (shorter) view window.
+    attribution_click_seconds: float = 7 * 86_400.0
+    attribution_view_seconds: float = 86_400.0
+    # A/B experiments in force: every *.toml file in this directory (README: "Experiments").
+    experiments_path: Path | None = None  # default: data_dir/experiments
 
     def __post_init__(self) -> None:
         for name in ("grpc_addr", "http_addr", "metrics_addr", "admin_addr"):
@@ -119,6 +132,15 @@ class Settings:
                 raise ConfigError(f"setting {name}={getattr(self, name)}: expected a finite weight >= 0")
         if not 0.0 < self.context_match_scale <= 1.0:
             raise ConfigError(f"setting context_match_scale={self.context_match_scale}: expected (0, 1]")
+        if not 0.0 < self.clock_speed <= 100_000.0:
+            raise ConfigError(f"setting clock_speed={self.clock_speed}: expected (0, 100000]")
+        if not 0.0 < self.bid_log_sample <= 1.0:
+            raise ConfigError(f"setting bid_log_sample={self.bid_log_sample}: expected (0, 1]")
+        if not 0.0 < self.attribution_view_seconds <= self.attribution_click_seconds:
+            raise ConfigError(
+                f"settings attribution_view_seconds={self.attribution_view_seconds}, attribution_click_seconds="
+                f"{self.attribution_click_seconds}: expected 0 < view window <= click window"
+            )
         if not 0.0 < self.profile_timeout_ms <= 1000.0:
             raise ConfigError(f"setting profile_timeout_ms={self.profile_timeout_ms}: expected (0, 1000]")
         for name in ("min_tmax_ms", "grace_seconds", "drain_seconds", "watch_seconds", "inflight_seconds"):
@@ -136,6 +158,10 @@ class Settings:
     @property
     def events(self) -> Path:
         return self.event_log or self.data_dir / "events.jsonl"
+
+    @property
+    def experiments(self) -> Path:
+        return self.experiments_path or self.data_dir / "experiments"
 
     @property
     def profiles(self) -> Path:

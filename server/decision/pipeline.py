@@ -123,6 +123,9 @@ class Bid:
     match_score: float
     deal_id: str = ""
     exp: int = 0  # seconds the bid stands, the impression's exp; 0: not said
+    # What the event log records of the bid ("bid" line) and, once won, of its impression; None when no
+    # spend control judged it (test auctions, tests of matching alone).
+    record: BidRecord | None = None
 
 
 @dataclass
@@ -139,6 +142,7 @@ class Decision:
     sources: tuple[str, ...] = ()  # what the user vector blended: "profile", "segments", "context"
     restriction: str = ""  # why the user could not be profiled (restrictions.RESTRICTIONS), "" if not
     profile_outcome: str = "none"  # what the profile lookup found (PROFILE_OUTCOMES)
+    arms: tuple[str, ...] = ()  # the experiment arms it was decided in, "experiment:arm" each
 
 
 class Decider:
@@ -434,6 +438,7 @@ class Decider:
             prices[short] = 0.0
         winner = best(prices, pctr)
         now, user_key, user_tags = user_context
+        record: BidRecord | None = None
         while winner >= 0 and spend is not None:
             row = int(rows[winner])
             record = self._record(
@@ -476,6 +481,7 @@ class Decider:
             match_score=float(scores[winner]),
             deal_id=terms.ids[deal] if deal >= 0 else "",
             exp=imp.exp or 0,
+            record=record,
         )
 
     def _record(
