@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= var/demo
 SERVE_ARGS ?=
+# How many times faster than real time the server's clock runs (`make run CLOCK_SPEED=1440`: a day a minute).
+CLOCK_SPEED ?= 1
 STAMP := $(VENV)/.installed
 
 .PHONY: help deps install proto run demo test test-kernels lint fuzz bench-decision bench bench-smoke probe clean
@@ -42,7 +44,7 @@ demo: install
 	$(BIN)/personabid demo --if-missing --out $(DATA)
 
 run: demo
-	$(BIN)/personabid serve --data-dir $(DATA) $(SERVE_ARGS)
+	$(BIN)/personabid serve --data-dir $(DATA) --clock-speed $(CLOCK_SPEED) $(SERVE_ARGS)
 
 # The benchmarks run once each as tests (no timing), so that they cannot rot.
 test: install
@@ -51,7 +53,7 @@ test: install
 # The kernels' tests again with Numba off (NUMBA_DISABLE_JIT=1): the same code runs as plain Python, so
 # that coverage can see inside the kernels (compiled code is invisible to it). CI runs it. The feature
 # hashes multiply uint64 modulo 2**64 on purpose: compiled, that wraps silently; as numpy scalars it warns.
-KERNEL_TESTS := tests/test_pricing.py tests/test_model.py tests/test_ftrl.py tests/test_training_fm.py \
+KERNEL_TESTS := tests/test_pricing.py tests/test_bid_strategies.py tests/test_model.py tests/test_ftrl.py tests/test_training_fm.py \
 	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py tests/test_creatives.py
 test-kernels: install
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider \

@@ -1,12 +1,16 @@
-"""The Admin gRPC service: artifact status and live reloads, for operators."""
+"""The Admin gRPC service: artifact status, live reloads and A/B experiments, for operators."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import grpc
 
 from personabid.artifact import version_time
+from personabid.clock import Clock
+from personabid.experiments.registry import Experiments, Loaded, Traffic
+from personabid.experiments.spec import ExperimentError
 from personabid.failures import detail_of, failure_of
 from personabid.reload import Kind, Reloader, ReloadRefused
 from personabid.v1 import admin_pb2 as pb
@@ -14,8 +18,12 @@ from personabid.v1 import admin_pb2_grpc as pb_grpc
 
 
 class AdminServicer(pb_grpc.AdminServicer):
-    def __init__(self, reloader: Reloader) -> None:
+    def __init__(
+        self, reloader: Reloader, experiments: Experiments | None = None, clock: Clock | None = None
+    ) -> None:
         self._reloader = reloader
+        self._experiments = experiments
+        self._clock = clock or Clock()
 
     async def _reload(
         self, kind: Kind, request: pb.ReloadRequest, context: grpc.aio.ServicerContext
@@ -54,7 +62,9 @@ class AdminServicer(pb_grpc.AdminServicer):
 
     async def GetStatus(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.Status:
         decider = self._reloader.decider
-        status = pb.Status(serving=decider is not None)
+        status = pb.Status(
+            serving=decider is not None, clock_unix=self._clock.now(), clock_speed=self._clock.speed
+        )
         now = time.time()
         for kind, target in (("index", status.index), ("model", status.model), ("profiles", status.profiles)):
             state = self._reloader.states.get(kind)  # type: ignore[call-overload]
@@ -87,3 +97,90 @@ class AdminServicer(pb_grpc.AdminServicer):
             status.profiles.type = "embedded"
             status.profiles.users = profiles.arrays.users
         return status
+
+    async def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExperimentList:
+        registry = await self._registry(context)
+        outcomes = registry.outcomes
+        return pb.ExperimentList(
+            experiments=[_experiment(loaded, registry.traffic) for loaded in registry.in_force()],
+            changes_succeeded=outcomes.succeeded,
+            changes_failed=outcomes.failed,
+            last_error=outcomes.last_error,
+        )
+
+    async def PutExperiment(
+        self, request: pb.PutExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Experiment:
+        registry = await self._registry(context)
+        try:
+            loaded = await registry.put(request.toml)
+        except ExperimentError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # abort raises; this keeps type checkers informed
+        except ReloadRefused as exc:
+            await context.abort(failure_of(exc).code, detail_of(exc))
+            raise
+        return _experiment(loaded, registry.traffic)
+
+    async def EndExperiment(
+        self, request: pb.EndExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Experiment:
+        registry = await self._registry(context)
+        traffic = {  # read before the end resets it
+            arm.name: registry.traffic.of(loaded.experiment.name, arm.name)
+            for loaded in registry.in_force()
+            if loaded.experiment.name == request.name
+            for arm in loaded.experiment.arms
+        }
+        try:
+            loaded = await registry.end(request.name)
+        except KeyError:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"name={request.name!r}: no experiment in force by that name"
+            )
+            raise
+        except ReloadRefused as exc:
+            await context.abort(failure_of(exc).code, detail_of(exc))
+            raise
+        return _experiment(loaded, traffic)
+
+    async def _registry(self, context: grpc.aio.ServicerContext) -> Experiments:
+        if self._experiments is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server runs no experiments")
+        assert self._experiments is not None
+        return self._experiments
+
+
+def _experiment(loaded: Loaded, traffic: Traffic | dict[str, tuple[int, int]]) -> pb.Experiment:
+    experiment = loaded.experiment
+    message = pb.Experiment(
+        name=experiment.name,
+        version=experiment.version,
+        salt_hash=hashlib.sha256(experiment.salt.encode("utf-8")).hexdigest()[:12],
+        description=experiment.description,
+        control=experiment.control,
+        path=str(loaded.path),
+        loaded_unix=loaded.loaded_unix,
+    )
+    for arm in experiment.arms:
+        if isinstance(traffic, Traffic):
+            requests, bids = traffic.of(experiment.name, arm.name)
+        else:
+            requests, bids = traffic.get(arm.name, (0, 0))
+        message.arms.append(
+            pb.ExperimentArm(
+                name=arm.name,
+                share=arm.share,
+                changes=list(arm.knobs),
+                model=arm.model or "",
+                index=arm.index or "",
+                strategy=arm.strategy or "",
+                strategy_params=dict(arm.strategy_params),
+                bid_multiplier=arm.bid_multiplier or 0.0,
+                requests=requests,
+                bids=bids,
+            )
+        )
+    return message

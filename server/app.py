@@ -28,13 +28,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 from personabid.admin import AdminServicer
 from personabid.auction import Auctioneer
 from personabid.bidrecord import BidRecord
+from personabid.clock import Clock
 from personabid.config import Settings
+from personabid.conversions import Conversion
 from personabid.decision.currency import Currencies
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decoding import OnUndecodable, add_tolerant_servicer
 from personabid.errors import ConfigError
 from personabid.eventlog import EventLog
+from personabid.experiments.registry import Experiments
 from personabid.httpdoor import HttpDoor
+from personabid.index.campaigns import CampaignTable
 from personabid.lograte import RateLimitFilter
 from personabid.notifications import Notifier
 from personabid.privacy import Pseudonymizer
@@ -44,6 +48,7 @@ from personabid.reload import Reloader
 from personabid.respond import Responder
 from personabid.servicer import BidderServicer
 from personabid.spend.control import Notification, SpendControl, SpendSettings
+from personabid.spend.pacing import planned_fraction
 from personabid.spend.redis_store import RedisStore
 from personabid.spend.store import MemoryStore, StateUnavailable, StoreLimits
 from personabid.telemetry import Metrics
@@ -87,7 +92,11 @@ class BidServer:
     """One serving process. `start` binds and serves; `load` makes it ready; `stop` drains."""
 
     def __init__(
-        self, settings: Settings, registry: CollectorRegistry | None = None, admin: bool = True
+        self,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        admin: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         # One query at a time per process: OpenMP threads only add hand-off cost to a single-vector
         # search (measured: 10k flat search 0.36 ms with 2 threads, 0.17 ms with 1). Scale by processes.
@@ -109,6 +118,13 @@ class BidServer:
         )
         # The keyed hash of user ids: requests' ids are looked up, logged and counted only as pseudonyms.
         self.pseudonym = Pseudonymizer.from_environment(settings.key_file)
+        # The market's time (personabid.clock), for everything that asks it: decisions, spend control and
+        # pacing, notices' arrival and the event log's days. Faster than real time in a simulation.
+        # Workers are given the clock their parent started before forking, so that on a clock run faster
+        # they agree on the market's time (each starting its own would put them apart by their start-up
+        # gaps times the speed).
+        self.clock = clock or Clock(settings.clock_speed)
+        self.metrics.clock_speed.set(self.clock.speed)
         limits = StoreLimits(
             max_pending=settings.max_pending_bids,
             max_frequency_keys=settings.max_frequency_keys,
@@ -122,11 +138,15 @@ class BidServer:
         self.spend = SpendControl(
             store,
             SpendSettings(
-                inflight_seconds=settings.inflight_seconds,
+                # What waits on the network (a bid's notices, the store's recovery) waits real seconds:
+                # on a clock run faster (a simulation) those are that many more of the clock's seconds.
+                inflight_seconds=settings.inflight_seconds * self.clock.speed,
+                retry_seconds=SpendSettings.retry_seconds * self.clock.speed,
                 # Workers that keep spend in their own memory split each budget, so that together they
                 # cannot spend more than it; with Redis they share one ledger.
                 budget_share=1.0 if settings.redis_url else 1.0 / settings.workers,
             ),
+            clock=self.clock.now,
             on_error=self.metrics.state_errors.inc,
         )
         self.reloader = Reloader(
@@ -136,6 +156,7 @@ class BidServer:
             self.metrics.observe_snapshot,
             self.metrics.observe_reload,
             spend=self.spend,
+            clock=self.clock.now,
             profiles=ProfileSource(
                 settings.profile_store,
                 settings.profiles,
@@ -145,6 +166,13 @@ class BidServer:
                 timeout_seconds=settings.profile_timeout_ms / 1000.0,
             ),
         )
+        # The A/B experiments in force (settings.experiments), watched with the artifact roots.
+        self.experiments = Experiments(
+            settings.experiments,
+            self.reloader,
+            lambda ok: self.metrics.observe_reload("experiments", ok),
+        )
+        self.reloader.also_watch.append(self.experiments.refresh)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.admin: grpc.aio.Server | None = None
@@ -179,7 +207,7 @@ class BidServer:
 
     async def start(self) -> None:
         pseudonym = self.pseudonym
-        self.event_log = EventLog(self.settings.events)
+        self.event_log = EventLog(self.settings.events, self.clock.now, self.settings.bid_log_sample)
         server = grpc.aio.server(options=server_options(self.settings))
         self._http_socket = listen(self.settings.http_addr, reuse_port=self.settings.workers > 1)
         self.http_port = int(self._http_socket.getsockname()[1])
@@ -191,13 +219,22 @@ class BidServer:
             notice_key,
         )
         auctioneer = Auctioneer(
-            lambda: self.reloader.decider, self.metrics, pseudonym, responder, executor=self._decisions
+            self.reloader.serving,
+            self.metrics,
+            pseudonym,
+            responder,
+            executor=self._decisions,
+            on_decision=self.event_log.bids,
         )
         notifier = Notifier(
             self.spend,
             self._record_event,
             self.metrics.observe_notification,
             self.decision_settings.currencies,
+            clock=self.clock.now,
+            pseudonymize=pseudonym,
+            on_conversion=self._record_conversion,
+            arms_for_user=self._arms_for_user,
         )
         bidder = BidderServicer(auctioneer, self.metrics, notifier)
         self.bidder, self.auctioneer = bidder, auctioneer
@@ -224,7 +261,10 @@ class BidServer:
         if self.serves_admin:
             admin = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
             add_tolerant_servicer(
-                admin_pb2_grpc.add_AdminServicer_to_server, AdminServicer(self.reloader), admin, refuse
+                admin_pb2_grpc.add_AdminServicer_to_server,
+                AdminServicer(self.reloader, self.experiments, self.clock),
+                admin,
+                refuse,
             )
             add_reflection(
                 (admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name, reflection.SERVICE_NAME),
@@ -238,7 +278,15 @@ class BidServer:
         if admin is not None:
             await admin.start()
         self.server, self.admin = server, admin
-        door = HttpDoor(auctioneer, notifier, notice_key, self.metrics, lambda: self.serving)
+        door = HttpDoor(
+            auctioneer,
+            notifier,
+            notice_key,
+            self.metrics,
+            lambda: self.serving,
+            clock=self.clock.now,
+            campaigns=self._campaigns,
+        )
         await self._start_http(door)
         log.info(
             "listening: grpc port %d, http port %d, metrics port %d; loading",
@@ -279,6 +327,7 @@ class BidServer:
         """Load the index and model, compile the kernels, then serve; then watch for new versions."""
         started = time.perf_counter()
         decider = await self.reloader.load()
+        await self.experiments.refresh()  # in force before the first request is served
         for service in (SERVICE_NAME, ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.ready.set(1)
@@ -315,18 +364,30 @@ class BidServer:
                         await asyncio.to_thread(self.spend.refresh, decider.snapshot.bundle.campaigns)
                     except StateUnavailable:
                         up = False  # SpendControl logs the outage's start and end
-                self.metrics.observe_spend_summary(self.spend.summary(), up)
+                self.metrics.observe_spend_summary(
+                    self.spend.summary(), up, planned_fraction(self.clock.now())
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.spend.settings.refresh_seconds)
 
-    def _record_event(self, note: Notification, record: BidRecord | None) -> None:
-        if note.type in ("win", "impression"):
-            bid = (record.price or 0.0) if record is not None else 0.0
-            # As the store charges it: the clearing price, never more than the bid when the bid is known.
-            price = min(note.price, bid) if note.price and bid else (note.price or bid)
-            self.metrics.spend.inc(price / 1000.0)
+    def _record_event(self, note: Notification, record: BidRecord | None, status: str) -> None:
+        self.metrics.observe_notice(note, record, status)
         if self.event_log is not None:
-            self.event_log.record(note, record)
+            self.event_log.record(note, record, status)
+
+    def _record_conversion(self, conversion: Conversion, arms: tuple[str, ...]) -> None:
+        self.metrics.observe_conversion(arms, conversion.value_usd)
+        if self.event_log is not None:
+            self.event_log.conversion(conversion, arms)
+
+    def _arms_for_user(self, pseudonym: str) -> tuple[str, ...]:
+        """The user's arm in each experiment in force ("experiment:arm"), for a conversion's record."""
+        arms_for_user = getattr(getattr(self, "experiments", None), "arms_for_user", None)
+        return tuple(arms_for_user(pseudonym)) if arms_for_user is not None else ()
+
+    def _campaigns(self) -> CampaignTable | None:
+        decider = self.reloader.decider
+        return decider.snapshot.bundle.campaigns if decider is not None else None
 
     async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
         """Stop in three steps, so that no call that reached the server is lost:
@@ -415,9 +476,9 @@ def _with_port(addr: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def serve(settings: Settings, admin: bool = True) -> None:
+async def serve(settings: Settings, admin: bool = True, clock: Clock | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
-    server = BidServer(settings, admin=admin)
+    server = BidServer(settings, admin=admin, clock=clock)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

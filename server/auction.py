@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from personabid.decision.pipeline import Decider
+from personabid.decision.pipeline import Decides, Decision
 from personabid.errors import InvalidRequest, NotReady, ShuttingDown
 from personabid.failures import Failure, detail_of, failure_of
 from personabid.lograte import RateLimitedLog
@@ -42,17 +42,21 @@ class Answer:
 class Auctioneer:
     def __init__(
         self,
-        decider: Callable[[], Decider | None],
+        decider: Callable[[], Decides | None],
         metrics: Metrics,
         pseudonym: Pseudonymizer,
         responder: Responder,
         executor: Executor | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
-        # `decider` returns the current Decider: a reload swaps it, and a call keeps the one it started with.
+        # `decider` returns what decides now (the Decider, or the routing of the experiments in force over
+        # their arms' Deciders): a reload swaps it, and a call keeps the one it started with.
         self._decider = decider
         self._metrics = metrics
         self._pseudonym = pseudonym
         self._responder = responder
+        # Given each decision with bids once it is answered: the event log's "bid" lines.
+        self._on_decision = on_decision
         self._log = RateLimitedLog(log)
         # Decisions run here, off the event loop, when given: the loop then keeps taking calls (and a
         # shutdown's signal) while a decision runs, and several decisions may be in flight at once.
@@ -91,6 +95,13 @@ class Auctioneer:
         except Exception as exc:
             return self._failed(method, exc, time.perf_counter() - started, request)
         self._metrics.observe_decision(method, decision, time.perf_counter() - started)
+        if self._on_decision is not None and decision.bids:
+            try:
+                self._on_decision(decision)
+            except OSError as exc:
+                # The bids stand (their cost is reserved, the answer made): a log that cannot be written
+                # loses their lines, not the auction.
+                self._log.log(logging.ERROR, "bid log", "bid lines not written: %s", exc)
         return Answer(response)
 
     def _failed(

@@ -1,9 +1,15 @@
-"""The record of one bid that the event log keeps if the bid is shown: its fields, its schema version, and
-its two JSON forms, a line of the event log and the spend store's copy while the bid is in flight.
+"""The record of one bid and the event log's lines: every line the server writes is made here.
 
-The decision path builds it when it bids, the spend store keeps it until the win arrives, the event log
-writes it, and training reads the log back (training/events.py documents the format, field by field).
-One definition, so that what training reads is what serving wrote.
+The decision path builds a BidRecord when it bids, the spend store keeps it until the win arrives, the
+event log (personabid.eventlog) writes the lines, and training and the reports read them back
+(training/events.py documents the impression's fields, training/reports the rest). One definition, so
+that what the readers read is what serving wrote.
+
+Schema 2 (VERSION): every line is {"v": 2, "event": E, "ts": unix seconds on the server's clock, ...} with
+E one of EVENTS: "bid" (each bid sent, sampled per auction), "win" (a won bid, at its first win or billing
+notice: the record again with the clearing price), "billing", "loss", "click" and "conversion". Schema 1
+(LEGACY_VERSION) is the impression line without "event" (`BidRecord.log_line`), which logs made outside
+the server (training/events.EventWriter) still use and every reader still reads.
 """
 
 from __future__ import annotations
@@ -12,7 +18,11 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-VERSION = 1  # the event log's schema version: "v" in every record
+import msgspec
+
+VERSION = 2  # the event log's schema version: "v" in every line the server writes
+LEGACY_VERSION = 1  # the impression line without "event" (log_line)
+EVENTS = ("bid", "win", "billing", "loss", "click", "conversion")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,10 +60,36 @@ class BidRecord:
     freq_window: float = 0.0  # seconds
 
     def log_line(self) -> str:
-        """The event log's line for this impression (without its newline)."""
+        """The schema 1 line of this impression (without its newline), as logs made outside the server
+        keep them."""
+        return json.dumps({"v": LEGACY_VERSION, "ts": self.ts, **self.logged()}, separators=(",", ":"))
+
+    def bid_line(self, sample: float) -> str:
+        """The "bid" line of this bid, kept at the sampling rate `sample` (reports weight it 1/sample)."""
+        record = {"v": VERSION, "event": "bid", "ts": self.ts, **self.logged(), **self._lists()}
+        record["sample"] = float(sample)
+        return _dumps(record)
+
+    def win_line(self, bid_id: str, price: float, notice_ts: float) -> str:
+        """The "win" line of this bid: its record with `price` the clearing price in USD CPM (the bid when
+        the notice gave none, and never above it: what spend control charges) and `bid_price` the bid.
+        `ts` stays the decision's moment, whose hour features the bid was scored with; `notice_ts` is when
+        the notice arrived."""
+        record: dict[str, Any] = {"v": VERSION, "event": "win", "ts": self.ts, "bid_id": bid_id}
+        record.update(self.logged(), **self._lists())
+        bid = float(record.pop("price", 0.0))
+        record["price"] = min(float(price), bid) if price > 0 and bid > 0 else (float(price) or bid)
+        record["bid_price"] = bid
+        record["notice_ts"] = notice_ts
+        return _dumps(record)
+
+    def _lists(self) -> dict[str, list[str]]:
+        # Schema 2 writes them always, empty or not: readers of columns want every column on every line.
+        return {"sources": list(self.sources), "arms": list(self.arms)}
+
+    def logged(self) -> dict[str, Any]:
+        """The fields every line of this record carries, in the order they are written."""
         record: dict[str, Any] = {
-            "v": VERSION,
-            "ts": self.ts,
             "request_id": self.request_id,
             "imp_id": self.imp_id,
             "user": self.user,
@@ -78,7 +114,9 @@ class BidRecord:
         record["click"] = int(self.click)
         if self.sources:
             record["sources"] = list(self.sources)
-        return json.dumps(record, separators=(",", ":"))
+        if self.arms:
+            record["arms"] = list(self.arms)
+        return record
 
     def to_json(self) -> str:
         """Every field, for the spend store to hold while the bid is in flight."""
@@ -95,15 +133,141 @@ class BidRecord:
         return cls(**values)
 
 
-def event_line(event: str, ts: float, request_id: str, imp_id: str, campaign: str) -> str:
-    """The event log's line for a click or a conversion, which the reader joins onto its impression by
-    (request_id, imp_id, campaign)."""
-    record = {
-        "v": VERSION,
-        "event": event,
-        "ts": ts,
-        "request_id": request_id,
-        "imp_id": imp_id,
-        "campaign": campaign,
-    }
-    return json.dumps(record, separators=(",", ":"))
+def unknown_win_line(
+    ts: float, request_id: str, imp_id: str, bid_id: str, campaign: str, price: float
+) -> str:
+    """The "win" line of a bid the server no longer knows (its record expired or another server made it):
+    its identity, campaign and clearing price; the record's other fields empty or 0, and no "match", so
+    that training, which needs the features, leaves it out."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "event": "win",
+            "ts": ts,
+            "bid_id": bid_id,
+            "request_id": request_id,
+            "imp_id": imp_id,
+            "user": "",
+            "campaign": campaign,
+            "advertiser": "",
+            "category": "",
+            "devicetype": 0,
+            "os": "",
+            "country": "",
+            "w": 0,
+            "h": 0,
+            "tags": [],
+            "price": float(price),
+            "bid_price": 0.0,
+            "click": 0,
+            "notice_ts": ts,
+        }
+    )
+
+
+def billing_line(ts: float, request_id: str, imp_id: str, bid_id: str, campaign: str, price: float) -> str:
+    """A billing notice (burl, or gRPC IMPRESSION) that was accepted; `price` USD CPM, 0: as bid."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "event": "billing",
+            "ts": ts,
+            "request_id": request_id,
+            "imp_id": imp_id,
+            "bid_id": bid_id,
+            "campaign": campaign,
+            "price": float(price),
+        }
+    )
+
+
+def loss_line(
+    ts: float,
+    request_id: str,
+    imp_id: str,
+    bid_id: str,
+    campaign: str,
+    loss_reason: int,
+    min_to_win: float,
+    record: BidRecord | None,
+) -> str:
+    """A loss notice; the dimensions reports split losses by come from the bid's `record` when known."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "event": "loss",
+            "ts": ts,
+            "request_id": request_id,
+            "imp_id": imp_id,
+            "bid_id": bid_id,
+            "campaign": campaign,
+            "loss_reason": int(loss_reason),
+            "min_to_win": float(min_to_win),
+            "user": record.user if record else "",
+            "advertiser": record.advertiser if record else "",
+            "country": record.country if record else "",
+            "devicetype": int(record.devicetype) if record else 0,
+            "os": record.os if record else "",
+            "sources": list(record.sources) if record else [],
+            "arms": list(record.arms) if record else [],
+        }
+    )
+
+
+def click_line(ts: float, request_id: str, imp_id: str, bid_id: str, campaign: str) -> str:
+    """A click, which readers join onto its win line by (request_id, imp_id, campaign)."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "event": "click",
+            "ts": ts,
+            "request_id": request_id,
+            "imp_id": imp_id,
+            "bid_id": bid_id,
+            "campaign": campaign,
+        }
+    )
+
+
+def conversion_line(
+    ts: float,
+    *,
+    advertiser: str,
+    user: str,
+    order_id: str,
+    value: float,
+    currency: str,
+    value_usd: float,
+    arms: tuple[str, ...],
+    request_id: str = "",
+    imp_id: str = "",
+    campaign: str = "",
+) -> str:
+    """A conversion (an order on the advertiser's site): `user` the pseudonym ("" when not given), `arms`
+    the user's experiment arms; request_id, imp_id and campaign name its bid when the conversion did."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "event": "conversion",
+            "ts": ts,
+            "advertiser": advertiser,
+            "user": user,
+            "order_id": order_id,
+            "value": float(value),
+            "currency": currency,
+            "value_usd": float(value_usd),
+            "arms": list(arms),
+            "request_id": request_id,
+            "imp_id": imp_id,
+            "campaign": campaign,
+        }
+    )
+
+
+def _dumps(record: dict[str, Any]) -> str:
+    # msgspec: a tenth of json.dumps's time, and a bid line is written on the decision path. A lone
+    # surrogate (text no request can carry, but a caller might pass) is escaped by json instead.
+    try:
+        return msgspec.json.encode(record).decode()
+    except UnicodeEncodeError:
+        return json.dumps(record, separators=(",", ":"))

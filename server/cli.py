@@ -1,5 +1,5 @@
 """The `personabid` command line: the serving commands (serve, demo, call, health, admin) and the offline
-tools (index, train, evaluate, bench, profiles), each tool registering its own subcommands."""
+tools (index, train, evaluate, bench, profiles, report), each tool registering its own subcommands."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ TOOLS = {
     "evaluate": "personabid.training.commands",
     "bench": "personabid.bench.commands",
     "profiles": "personabid.training.profiles.commands",
+    "report": "personabid.training.reports.commands",
+    "simulate": "personabid.training.simulation.commands",
 }
 
 
@@ -104,7 +106,10 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "profiles with --profile-store redis",
     )
     serve.add_argument(
-        "--event-log", type=Path, help="impression and click log (default DATA_DIR/events.jsonl)"
+        "--event-log",
+        type=Path,
+        help="the event log's name: bids, wins, notices, clicks and conversions go to one file per UTC day "
+        "of the server's clock beside it, NAME-YYYY-MM-DD.jsonl (default DATA_DIR/events.jsonl)",
     )
     serve.add_argument("--data-dir", type=Path, help=f"demo world directory (default {Settings.data_dir})")
     serve.add_argument(
@@ -134,6 +139,12 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="serving processes sharing the gRPC port, one per core (env PERSONABID_WORKERS; default 1); "
         "with more than one, give --grpc-addr a port: worker i serves metrics on the metrics port + i, "
         "worker 0 serves Admin",
+    )
+    serve.add_argument(
+        "--clock-speed",
+        type=float,
+        help="run the server's clock this many times faster than real time, from its start (budgets, "
+        "pacing, schedules and the event log's days follow it; for market simulations; default 1)",
     )
     serve.set_defaults(run=_serve)
 
@@ -205,11 +216,27 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     admin = commands.add_parser(
         "admin",
-        help="operate a running server: status, live reloads",
+        help="operate a running server: status, live reloads, experiments",
         description="Talk to a running server's Admin service, at --addr, else $PERSONABID_ADMIN_ADDR, "
-        "else the default.",
+        "else the default. `experiments` lists the A/B experiments in force with their traffic; "
+        "`put-experiment FILE` puts an experiment file in force (a changed one must raise its version); "
+        "`end-experiment NAME` ends one.",
     )
-    admin.add_argument("action", choices=("status", "reload-index", "reload-model", "reload-profiles"))
+    admin.add_argument(
+        "action",
+        choices=(
+            "status",
+            "reload-index",
+            "reload-model",
+            "reload-profiles",
+            "experiments",
+            "put-experiment",
+            "end-experiment",
+        ),
+    )
+    admin.add_argument(
+        "target", nargs="?", help="put-experiment: the experiment's TOML file; end-experiment: its name"
+    )
     admin.add_argument("--version", default="", help="reload this version instead of the root's CURRENT")
     admin.add_argument(
         "--addr", help=f"Admin address (else $PERSONABID_ADMIN_ADDR, else {Settings.admin_addr})"
@@ -254,6 +281,7 @@ def _serve(args: argparse.Namespace) -> int:
         "min_tmax_ms": args.min_tmax_ms,
         "grace_seconds": args.grace_seconds,
         "workers": args.workers,
+        "clock_speed": args.clock_speed,
     }
     settings = load_settings(flags, config_file=args.config)
     logging.getLogger().setLevel(settings.log_level)
@@ -358,15 +386,34 @@ def _health(args: argparse.Namespace) -> int:
 
 def _admin(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
+    from google.protobuf.message import Message
 
     from personabid.v1 import admin_pb2, admin_pb2_grpc
 
     addr = args.addr or os.environ.get("PERSONABID_ADMIN_ADDR") or Settings.admin_addr
+    needs_target = args.action in ("put-experiment", "end-experiment")
+    if needs_target != bool(args.target):
+        wanted = {"put-experiment": "a TOML FILE", "end-experiment": "an experiment NAME"}.get(args.action)
+        print(
+            f"personabid admin {args.action}: " + (f"give {wanted}" if wanted else "takes no argument"),
+            file=sys.stderr,
+        )
+        return 2
+    answer: Message
     with grpc.insecure_channel(addr) as channel:
         stub = admin_pb2_grpc.AdminStub(channel)
         try:
             if args.action == "status":
                 answer = stub.GetStatus(admin_pb2.StatusRequest(), timeout=args.timeout)
+            elif args.action == "experiments":
+                answer = stub.ListExperiments(admin_pb2.ListExperimentsRequest(), timeout=args.timeout)
+            elif args.action == "put-experiment":
+                text = Path(args.target).read_text(encoding="utf-8")
+                answer = stub.PutExperiment(admin_pb2.PutExperimentRequest(toml=text), timeout=args.timeout)
+            elif args.action == "end-experiment":
+                answer = stub.EndExperiment(
+                    admin_pb2.EndExperimentRequest(name=args.target), timeout=args.timeout
+                )
             else:
                 reload = {
                     "reload-index": stub.ReloadIndex,

@@ -138,8 +138,9 @@ class Settings:
             raise ConfigError(f"setting bid_log_sample={self.bid_log_sample}: expected (0, 1]")
         if not 0.0 < self.attribution_view_seconds <= self.attribution_click_seconds:
             raise ConfigError(
-                f"settings attribution_view_seconds={self.attribution_view_seconds}, attribution_click_seconds="
-                f"{self.attribution_click_seconds}: expected 0 < view window <= click window"
+                f"settings attribution_view_seconds={self.attribution_view_seconds}, "
+                f"attribution_click_seconds={self.attribution_click_seconds}: "
+                "expected 0 < view window <= click window"
             )
         if not 0.0 < self.profile_timeout_ms <= 1000.0:
             raise ConfigError(f"setting profile_timeout_ms={self.profile_timeout_ms}: expected (0, 1000]")

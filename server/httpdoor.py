@@ -13,6 +13,13 @@ Served by uvicorn (httptools parser) as a raw ASGI callable on the process's eve
   after the exchange substituted its macros. 200 when applied or already applied (a notice fetched twice
   counts once), 400 when malformed, 403 when its signature does not hold (counted, applied to nothing),
   503 when the shared spend state is unreachable (fetch again).
+- `GET /openrtb2/click` (POST too): the bid's signed click URL, which the ad links through. 302 to the
+  campaign's site (https://<adomain>/) when the serving index knows the campaign, else 204; a click
+  fetched twice counts once and still redirects. 400 malformed, 403 forged, 503 as for the notices.
+- `GET /conversion` (POST too): an advertiser's postback of an order (conversions.py): advertiser,
+  order_id, value, currency, optionally user and the bid's signed click identity. 200 with
+  {"accepted", "duplicates"} (an order id reported again: accepted 0, duplicates 1); 400 with the field,
+  value and reason; 403 when a named bid's signature does not hold.
 - `GET /healthz`: 200 "SERVING" when ready, 503 "NOT_SERVING" otherwise.
 
 Anything else is 404 (405 for a known path with another method); nothing a client sends gets a 5xx.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -31,8 +39,10 @@ from urllib.parse import parse_qs
 import msgspec
 
 from personabid.auction import Answer, Auctioneer
+from personabid.conversions import read_postback
 from personabid.errors import InvalidRequest, PersonabidError
 from personabid.failures import detail_of, failure_of
+from personabid.index.campaigns import CampaignTable
 from personabid.lograte import RateLimitedLog
 from personabid.notices import PATHS, parse_query, read_notice
 from personabid.notifications import Notifier, Tally
@@ -43,12 +53,14 @@ log = logging.getLogger(__name__)
 
 BID_PATH = "/openrtb2/bid"
 HEALTH_PATH = "/healthz"
+CONVERSION_PATH = "/conversion"
 METHOD = "http"  # the `method` label of the HTTP door's metrics
 MAX_BODY = 1 << 20  # bytes of JSON, after inflating; an OpenRTB request is a few kilobytes
 MIN_GZIP = 512  # answers shorter than this are sent as they are: gzip would not make them smaller
 OPENRTB_VERSION = b"2.6"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's window bits for a gzip container
 NOTICE_KINDS = {path: kind for kind, path in PATHS.items()}
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -75,12 +87,16 @@ class HttpDoor:
         notice_key: bytes,
         metrics: Metrics,
         ready: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
+        campaigns: Callable[[], CampaignTable | None] = lambda: None,
     ) -> None:
         self._auctioneer = auctioneer
         self._notifier = notifier
         self._notice_key = notice_key
         self._metrics = metrics
         self._ready = ready
+        self._clock = clock  # the server's: notices are stamped with it as they arrive
+        self._sites = Sites(campaigns)
         self._log = RateLimitedLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,6 +108,8 @@ class HttpDoor:
                 await self._bid(scope, receive, send)
             elif path in NOTICE_KINDS:
                 await self._notice(NOTICE_KINDS[path], scope, receive, send)
+            elif path == CONVERSION_PATH:
+                await self._conversion(scope, send)
             elif path == HEALTH_PATH:
                 ready = self._ready() and not self._auctioneer.closing
                 await send_response(send, 200 if ready else 503, b"SERVING" if ready else b"NOT_SERVING", [])
@@ -133,32 +151,91 @@ class HttpDoor:
         await send_response(send, 200, payload, [*JSON, *out])
 
     async def _notice(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in ("GET", "POST"):
-            raise HttpError(405, f"{scope['method'][:10]} notice: GET it", [(b"allow", b"GET, POST")])
-        if self._notifier is None:
-            raise HttpError(404, "this server keeps no spend state: notices are not taken")
-        notifier = self._notifier
+        notifier = self._notifier_for(scope, "notice")
         try:
             query = parse_query(scope["query_string"].decode("latin-1"))
-            note = read_notice(kind, query, self._notice_key, time.time())
+            note = read_notice(kind, query, self._notice_key, self._clock())
             tally = Tally()
             notifier.handle(note, tally, "notice")
         except Exception as exc:
-            failure = failure_of(exc)
-            if failure.outcome == "forged":
-                self._metrics.observe_notification(kind, "forged")
-            elif isinstance(exc, InvalidRequest):
-                self._metrics.observe_notification(kind, "rejected")
-            elif not failure.expected:
-                self._log.log(logging.ERROR, "failed", "%s notice failed", kind, exc_info=exc)
-            await send_response(send, failure.http, _error_body(detail_of(exc)), JSON)
+            await self._failed(send, "click" if kind == "click" else kind, exc)
             return
-        if tally.rejected:
-            await send_response(send, 400, _error_body("; ".join(tally.errors)), JSON)
+        if tally.refusal is not None:
+            await send_response(send, 400, _invalid_body(tally.refusal), JSON)
+            return
+        if kind == "click":
+            # Counted (or already counted): the user goes on to the advertiser's site either way.
+            site = self._sites.of(note.campaign_id)
+            if site is None:
+                await send_response(send, 204, b"", [])
+            else:
+                await send_response(send, 302, b"", [(b"location", site.encode("ascii"))])
             return
         await send_response(
             send, 200, msgspec.json.encode({"accepted": tally.accepted, "duplicates": tally.duplicates}), JSON
         )
+
+    async def _conversion(self, scope: Scope, send: Send) -> None:
+        notifier = self._notifier_for(scope, "conversion")
+        try:
+            query = parse_query(scope["query_string"].decode("latin-1"))
+            notice = read_postback(query, self._notice_key, self._clock())
+            tally = Tally()
+            notifier.handle(notice, tally, "conversion")
+        except Exception as exc:
+            await self._failed(send, "conversion", exc)
+            return
+        if tally.refusal is not None:
+            await send_response(send, 400, _invalid_body(tally.refusal), JSON)
+            return
+        await send_response(
+            send, 200, msgspec.json.encode({"accepted": tally.accepted, "duplicates": tally.duplicates}), JSON
+        )
+
+    def _notifier_for(self, scope: Scope, what: str) -> Notifier:
+        if scope["method"] not in ("GET", "POST"):
+            raise HttpError(405, f"{scope['method'][:10]} {what}: GET it", [(b"allow", b"GET, POST")])
+        if self._notifier is None:
+            raise HttpError(404, f"this server keeps no spend state: {what}s are not taken")
+        return self._notifier
+
+    async def _failed(self, send: Send, kind: str, exc: Exception) -> None:
+        """Answer a notice or a conversion that failed before it was applied, as failures.py says."""
+        failure = failure_of(exc)
+        if failure.outcome == "forged":
+            self._metrics.observe_notification(kind, "forged")
+        elif isinstance(exc, InvalidRequest):
+            self._metrics.observe_notification(kind, "rejected")
+        elif not failure.expected:
+            self._log.log(logging.ERROR, "failed", "%s notice failed", kind, exc_info=exc)
+        body = _invalid_body(exc) if isinstance(exc, InvalidRequest) else _error_body(detail_of(exc))
+        await send_response(send, failure.http, body, JSON)
+
+
+class Sites:
+    """Where a click on a campaign's ad leads: https://<the campaign's adomain>/, from the serving index."""
+
+    def __init__(self, campaigns: Callable[[], CampaignTable | None]) -> None:
+        self._campaigns = campaigns
+        self._table: CampaignTable | None = None
+        self._sites: dict[str, str] = {}
+
+    def of(self, campaign_id: str) -> str | None:
+        """The campaign's site, None when the index does not know the campaign or its domain is no host
+        name (what goes into a Location header must be one)."""
+        table = self._campaigns()
+        if table is None:
+            return None
+        if table is not self._table:
+            # Rebuilt when a reload swaps the index in, and only then: swapped whole, so a concurrent
+            # reader sees the old map or the new one.
+            self._sites = {
+                str(c): f"https://{d}/"
+                for c, d in zip(table.campaign_id.tolist(), table.adomain.tolist(), strict=True)
+                if _DOMAIN.fullmatch(str(d))
+            }
+            self._table = table
+        return self._sites.get(campaign_id)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -206,6 +283,14 @@ async def read_body(receive: Receive, encoding: bytes) -> bytes:
 
 def _error_body(message: str) -> bytes:
     return msgspec.json.encode({"error": message})
+
+
+def _invalid_body(error: InvalidRequest) -> bytes:
+    """A refusal's body: the message, and the field, value and reason apart."""
+    value = error.value if error.value is None or isinstance(error.value, str | int) else str(error.value)
+    return msgspec.json.encode(
+        {"error": str(error), "field": error.field, "value": value, "reason": error.reason}
+    )
 
 
 def _failure_body(answer: Answer) -> bytes:

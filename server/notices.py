@@ -1,5 +1,5 @@
-"""The notice URLs personabid hands out with each bid (nurl, burl, lurl), and the notices read back from
-them.
+"""The notice URLs personabid hands out with each bid (nurl, burl, lurl, and the click URL), and the
+notices read back from them.
 
 After the auction the exchange fetches the bid's win notice (nurl), billing notice (burl) or loss notice
 (lurl), having replaced the OpenRTB macros in it (`${AUCTION_PRICE}` and the others) with their values.
@@ -9,6 +9,10 @@ with a key derived from the server's secret: a notice whose identity was forged 
 (ForgedNotice) before it can add or release any spend. The signature also covers the kind of notice,
 so that a loss URL cannot be replayed as a win. The price is the exchange's to fill in and cannot be
 signed: it is checked here for its form only.
+
+The click URL is the ad's own link: the markup sends the user's click through it, and the server counts
+the click and sends the user on to the advertiser's site. An advertiser's conversion postback may carry
+the click's signed identity to name the bid it followed (personabid.conversions).
 
 A notice read back is the core's Notification, the same as a gRPC Notify event: validate_notification
 and SpendControl judge and apply it, deduplicated by its identity.
@@ -30,8 +34,13 @@ from personabid.spend.control import Notification
 
 # The notice kinds, their paths under the server's base URL, and the Notification type each becomes:
 # a billing notice is a billed impression.
-PATHS = {"win": "/openrtb2/win", "bill": "/openrtb2/bill", "loss": "/openrtb2/loss"}
-TYPES = {"win": "win", "bill": "impression", "loss": "loss"}
+PATHS = {
+    "win": "/openrtb2/win",
+    "bill": "/openrtb2/bill",
+    "loss": "/openrtb2/loss",
+    "click": "/openrtb2/click",
+}
+TYPES = {"win": "win", "bill": "impression", "loss": "loss", "click": "click"}
 
 # OpenRTB 2.5+ substitution macros, as the exchange expects to find them in the URL.
 AUCTION_PRICE = "${AUCTION_PRICE}"
@@ -61,6 +70,7 @@ class NoticeUrls:
     nurl: str  # win notice
     burl: str  # billing notice
     lurl: str  # loss notice
+    click: str  # the ad's link: counts the click, then redirects to the advertiser's site
 
 
 def notice_key(secret: bytes) -> bytes:
@@ -73,8 +83,8 @@ def notice_key(secret: bytes) -> bytes:
 def notice_urls(
     base_url: str, key: bytes, auction_id: str, imp_id: str, bid_id: str, campaign_id: str
 ) -> NoticeUrls:
-    """The win, billing and loss notice URLs of one bid, under `base_url` (scheme, host, port and an
-    optional path prefix, e.g. "http://127.0.0.1:8080"; no query)."""
+    """The win, billing, loss notice and click URLs of one bid, under `base_url` (scheme, host, port and
+    an optional path prefix, e.g. "http://127.0.0.1:8080"; no query)."""
     _check_key(key)
     ids = {"auction_id": auction_id, "imp_id": imp_id, "bid_id": bid_id, "campaign_id": campaign_id}
     try:
@@ -87,12 +97,15 @@ def notice_urls(
     values = tuple(ids.values())
 
     def url(kind: str, macros: str) -> str:
-        return f"{base}{PATHS[kind]}?{identity}&sig={_sign(key, kind, values)}&{macros}"
+        signed = f"{base}{PATHS[kind]}?{identity}&sig={_sign(key, kind, values)}"
+        return f"{signed}&{macros}" if macros else signed
 
     return NoticeUrls(
         nurl=url("win", f"price={AUCTION_PRICE}&cur={AUCTION_CURRENCY}"),
         burl=url("bill", f"price={AUCTION_PRICE}&cur={AUCTION_CURRENCY}"),
         lurl=url("loss", f"loss={AUCTION_LOSS}&min_to_win={AUCTION_MIN_TO_WIN}&cur={AUCTION_CURRENCY}"),
+        # No macros: the user's browser fetches it, not the exchange.
+        click=url("click", ""),
     )
 
 
@@ -115,22 +128,21 @@ def parse_query(query: str) -> dict[str, str]:
 def read_notice(kind: str, query: Mapping[str, str], key: bytes, arrived: float) -> Notification:
     """The Notification a fetched notice URL stands for.
 
-    `kind` is "win", "bill" or "loss" (the path), `query` the URL's decoded parameters (parse_query),
-    `arrived` the unix seconds it reached the server. Raises ForgedNotice when the signature is missing
-    or does not match, InvalidRequest naming the parameter when one is missing or malformed."""
+    `kind` is "win", "bill", "loss" or "click" (the path), `query` the URL's decoded parameters
+    (parse_query), `arrived` the unix seconds it reached the server. Raises ForgedNotice when the signature
+    is missing or does not match, InvalidRequest naming the parameter when one is missing or malformed."""
     if kind not in TYPES:
         raise InvalidRequest("kind", kind, f"must be one of {sorted(TYPES)}")
-    _check_key(key)
-    for name in IDENTITY:
-        if name not in query:
-            raise InvalidRequest(name, None, "missing from the notice")
-    auction_id, imp_id, bid_id, campaign_id = (query[name] for name in IDENTITY)
-    given = query.get("sig")
-    if given is None:
-        raise ForgedNotice(f"{kind} notice: signature missing")
-    expected = _sign(key, kind, (auction_id, imp_id, bid_id, campaign_id))
-    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("ascii")):
-        raise ForgedNotice(f"{kind} notice: signature does not match the notice's identity")
+    auction_id, imp_id, bid_id, campaign_id = signed_identity(kind, query, key)
+    if kind == "click":
+        return Notification(
+            type="click",
+            auction_id=auction_id,
+            imp_id=imp_id,
+            bid_id=bid_id,
+            campaign_id=campaign_id,
+            arrived=arrived,
+        )
     cur = query.get("cur", "")
     if cur == AUCTION_CURRENCY:
         # Not every exchange fills it in, and OpenRTB's clearing price is in the bid's currency anyway.
@@ -152,6 +164,25 @@ def read_notice(kind: str, query: Mapping[str, str], key: bytes, arrived: float)
         cur=cur,
         arrived=arrived,
     )
+
+
+def signed_identity(kind: str, query: Mapping[str, str], key: bytes) -> tuple[str, str, str, str]:
+    """The (auction, imp, bid, campaign) of a URL's query, once its `sig` is checked as a `kind` URL's.
+
+    Raises InvalidRequest naming a missing identity parameter, ForgedNotice when the signature is
+    missing or does not match."""
+    _check_key(key)
+    for name in IDENTITY:
+        if name not in query:
+            raise InvalidRequest(name, None, "missing from the notice")
+    ids = (query["auction"], query["imp"], query["bid"], query["campaign"])
+    given = query.get("sig")
+    if given is None:
+        raise ForgedNotice(f"{kind} notice: signature missing")
+    expected = _sign(key, kind, ids)
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("ascii")):
+        raise ForgedNotice(f"{kind} notice: signature does not match the notice's identity")
+    return ids
 
 
 def _sign(key: bytes, kind: str, ids: tuple[str, ...]) -> str:

@@ -4,6 +4,11 @@ The server holds one Decider reference; a reload builds a new Decider beside it 
 reference, so a request in flight finishes on the version it started with. A version that fails any
 check (checksums, dimensions, counts, a warm-up decision) is refused, logged and counted; the version in
 force keeps serving, and the refused version is not tried again until it changes or is asked for by name.
+
+While experiments are in force (experiments/), the server also holds their Routing: a Decider per variant
+their arms make, swapped whole like the Decider. A variant that names a model or index version reads it
+from that version's directory under the root, kept while an experiment names it; a variant that names
+none follows the root's CURRENT, so a reload of the CURRENT version rebuilds it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -24,7 +29,9 @@ from personabid.ctr.model import CtrModel
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import ArtifactError
-from personabid.index.bundle import load_index
+from personabid.experiments.registry import Routing, Traffic, Variant, combinations
+from personabid.experiments.spec import Experiment, ExperimentError
+from personabid.index.bundle import IndexBundle, load_index
 from personabid.openrtb.request import Banner, BidRequest, Imp, User, Video
 from personabid.profiles.artifact import Profiles
 from personabid.profiles.source import ProfileSource
@@ -92,9 +99,11 @@ class Reloader:
         on_outcome: Callable[[Kind, bool], None],
         spend: SpendControl | None = None,
         profiles: ProfileSource | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.spend = spend
+        self.clock = clock  # the server's (personabid.clock): every Decider it builds decides on it
         self.decider: Decider | None = None
         self.states: dict[Kind, ArtifactState] = {
             "index": ArtifactState(index_path),
@@ -108,6 +117,38 @@ class Reloader:
         self._on_swap = on_swap
         self._on_outcome = on_outcome
         self._lock = asyncio.Lock()
+        # The experiments in force and their variants' Deciders (None until the first load), the
+        # versions their arms pin, and the traffic each arm has had.
+        self.routing: Routing | None = None
+        self._pinned: dict[tuple[str, str], IndexBundle | CtrModel] = {}
+        self.traffic = Traffic()
+        # Checked on every round of the watch, after the artifact roots (the experiments directory).
+        self.also_watch: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def experiments(self) -> tuple[Experiment, ...]:
+        return self.routing.experiments if self.routing is not None else ()
+
+    def serving(self) -> Decider | Routing | None:
+        """What decides a request now: the routing while an experiment is in force, else the Decider."""
+        routing = self.routing
+        if routing is not None and routing.experiments:
+            return routing
+        return self.decider
+
+    async def apply_experiments(
+        self, experiments: tuple[Experiment, ...], before_swap: Callable[[], None] | None = None
+    ) -> None:
+        """Build the Deciders of every variant of `experiments` (sorted by name) beside those serving,
+        call `before_swap` (which may still refuse by raising), then swap them in whole."""
+        async with self._lock:
+            base = self.decider
+            if base is None:
+                raise ReloadRefused("the server has not finished its first load")
+            routing, pinned = await asyncio.to_thread(self._route, base, experiments)
+            if before_swap is not None:
+                before_swap()
+            self.routing, self._pinned = routing, pinned
 
     async def load(self) -> Decider:
         """The first load: the index and the model, and the profiles where there are any, verified and
@@ -124,6 +165,7 @@ class Reloader:
             )
             kinds: tuple[Kind, ...] = ("index", "model", "profiles") if self.profiles else ("index", "model")
             self._swap(decider, now=time.time(), kinds=kinds)
+            self.routing, self._pinned = await asyncio.to_thread(self._route, decider, self.experiments)
             return decider
 
     def _prepare(self, index_path: Path, model_path: Path) -> Decider:
@@ -131,10 +173,10 @@ class Reloader:
 
     def _ready(self, snapshot: Snapshot, profiles: Profiles | None) -> Decider:
         # Warm up without spend control or profiles: warm-up bids must not reserve any campaign's budget.
-        warm_up(Decider(snapshot, self.settings))
+        warm_up(Decider(snapshot, self.settings, clock=self.clock))
         source = self.profile_source
         store = source.store(snapshot.bundle.vocab, profiles) if source is not None else None
-        return Decider(snapshot, self.settings, spend=self.spend, profiles=store)
+        return Decider(snapshot, self.settings, clock=self.clock, spend=self.spend, profiles=store)
 
     def _swap(self, decider: Decider, now: float, kinds: tuple[Kind, ...]) -> None:
         self.decider = decider
@@ -160,18 +202,102 @@ class Reloader:
                 directory = _version_dir(state.path, version)
                 if directory.name == state.version:
                     return ReloadResult(False, state.version, state.version, 0.0)
-                decider = await asyncio.to_thread(self._prepare_swap, kind, directory, current)
-            except (ArtifactError, OSError, ValueError, RuntimeError) as exc:
+                decider, routing, pinned = await asyncio.to_thread(
+                    self._prepare_routed, kind, directory, current
+                )
+            except (ArtifactError, ExperimentError, OSError, ValueError, RuntimeError) as exc:
+                # ExperimentError: a version an experiment's arm names could not be loaded beside it.
                 self._refuse(kind, version or _current_name(state.path), exc)
                 raise ReloadRefused(f"{kind} {version or 'CURRENT'} refused: {exc}") from exc
             previous = state.version
             self._swap(decider, now=time.time(), kinds=(kind,))
+            self.routing, self._pinned = routing, pinned
             state.succeeded += 1
             state.last_error = ""
             self._on_outcome(kind, True)
             seconds = time.perf_counter() - started
             log.info("%s %s swapped in (was %s), loaded in %.2fs", kind, state.version, previous, seconds)
             return ReloadResult(True, state.version, previous, seconds)
+
+    def _prepare_routed(
+        self, kind: Kind, directory: Path, current: Decider
+    ) -> tuple[Decider, Routing, dict[tuple[str, str], IndexBundle | CtrModel]]:
+        decider = self._prepare_swap(kind, directory, current)
+        return (decider, *self._route(decider, self.experiments))
+
+    def _route(
+        self, base: Decider, experiments: tuple[Experiment, ...]
+    ) -> tuple[Routing, dict[tuple[str, str], IndexBundle | CtrModel]]:
+        """The Routing of `experiments` around `base` (the Decider of the versions in force), and the
+        pinned versions it holds. A pinned version already loaded is reused, not read again."""
+        pinned: dict[tuple[str, str], IndexBundle | CtrModel] = {}
+        snapshot = base.snapshot
+        in_force: dict[tuple[str, str], IndexBundle | CtrModel] = {
+            ("index", snapshot.bundle.version): snapshot.bundle,
+            ("model", snapshot.model.version): snapshot.model,
+        }
+        for experiment in experiments:
+            for i, arm in enumerate(experiment.arms):
+                for kind, version in (("index", arm.index), ("model", arm.model)):
+                    key = (kind, version or "")
+                    if version is None or key in pinned:
+                        continue
+                    try:
+                        # The version in force now, if named, is pinned too: once CURRENT moves on, the
+                        # arm keeps the version it named.
+                        held = in_force[key] if key in in_force else self._pinned.get(key)
+                        pinned[key] = held if held is not None else self._load_pinned(kind, version)
+                    except (ArtifactError, OSError, ValueError) as exc:
+                        raise ExperimentError(
+                            experiment.source, f"arms[{i}].{kind}", version, str(exc)
+                        ) from None
+        artifacts = {**in_force, **pinned}  # by (kind, version); names are unique per kind
+        by_variant: dict[Variant, Decider] = {Variant(): base}
+        deciders: dict[tuple[int, ...], Decider] = {}
+        for picks, variant in combinations(experiments).items():
+            decider = by_variant.get(variant)
+            if decider is None:
+                decider = by_variant[variant] = self._variant(base, variant, artifacts)
+            deciders[picks] = decider
+        return Routing(experiments, deciders, self.traffic), pinned
+
+    def _load_pinned(self, kind: str, version: str) -> IndexBundle | CtrModel:
+        state = self.states["index" if kind == "index" else "model"]
+        directory = _version_dir(state.path, version)
+        if kind == "model":
+            return CtrModel.load(directory)
+        bundle = load_index(directory)
+        serving = self.decider.snapshot.dims if self.decider is not None else bundle.vocab.dims
+        if bundle.vocab.dims != serving:
+            raise ReloadRefused(f"dims {bundle.vocab.dims} differ from the serving {serving}")
+        return bundle
+
+    def _variant(
+        self, base: Decider, variant: Variant, artifacts: dict[tuple[str, str], IndexBundle | CtrModel]
+    ) -> Decider:
+        snapshot = base.snapshot
+        if variant.index:
+            bundle = artifacts[("index", variant.index)]
+            assert isinstance(bundle, IndexBundle)
+            snapshot = replace(snapshot, bundle=bundle)
+        if variant.model:
+            model = artifacts[("model", variant.model)]
+            assert isinstance(model, CtrModel)
+            snapshot = replace(snapshot, model=model)
+        settings = replace(
+            base.settings,
+            strategy=variant.strategy,
+            strategy_params=variant.strategy_params,
+            bid_multiplier=variant.bid_multiplier,
+        )
+        # Warmed like any new version, without spend control: warm-up bids reserve no budget.
+        warm_up(Decider(snapshot, settings, clock=base.clock))
+        if snapshot.bundle is base.snapshot.bundle:
+            store = base.profiles
+        else:
+            source = self.profile_source
+            store = source.store(snapshot.bundle.vocab, self.profiles) if source is not None else None
+        return Decider(snapshot, settings, clock=base.clock, spend=base.spend, profiles=store)
 
     def _prepare_swap(self, kind: Kind, directory: Path, current: Decider) -> Decider:
         snapshot = current.snapshot
@@ -211,6 +337,8 @@ class Reloader:
                     # A refusal is logged and counted; the version in force keeps serving.
                     with contextlib.suppress(ReloadRefused):
                         await self.reload(kind)
+            for refresh in self.also_watch:
+                await refresh()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 

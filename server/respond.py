@@ -1,8 +1,9 @@
 """The answer to an auction: the OpenRTB BidResponse of a Decision, with ads an exchange can serve.
 
 Each bid carries its creative's markup (adm), what the exchange checks before it serves it (adomain,
-bundle, cat, attr, w and h, mtype, language), the deal it bids through, and its signed win, billing and
-loss notice URLs (notices.py). Both doors send what this builds: the HTTP door as JSON, gRPC through
+bundle, cat, attr, w and h, mtype, language), the deal it bids through, its signed win, billing and
+loss notice URLs (notices.py), and its signed click URL (ext.clickurl; an image banner's link goes through
+it). Both doors send what this builds: the HTTP door as JSON, gRPC through
 wire.to_response.
 """
 
@@ -65,7 +66,7 @@ class Responder:
             nurl=urls.nurl,
             burl=urls.burl,
             lurl=urls.lurl,
-            adm=markup(table, creative, mtype, w, h),
+            adm=markup(table, creative, mtype, w, h, urls.click),
             adomain=(bid.adomain,),
             bundle=str(table.bundle[row]),
             iurl=table.creative_text(creative, IURL),
@@ -79,18 +80,19 @@ class Responder:
             mtype=mtype,
             exp=bid.exp,
             language=str(table.languages[table.language_code[row]]),
-            ext=BidExt(pctr=bid.pctr, match_score=bid.match_score),
+            ext=BidExt(pctr=bid.pctr, match_score=bid.match_score, clickurl=urls.click),
         )
 
 
-def markup(table: CampaignTable, creative: int, mtype: int, w: int, h: int) -> str:
-    """The ad markup (adm): HTML for a banner (an image becomes a linked <img>), the VAST document for
-    video and audio, the Native Ad Response for native."""
+def markup(table: CampaignTable, creative: int, mtype: int, w: int, h: int, click_url: str = "") -> str:
+    """The ad markup (adm): HTML for a banner (an image becomes a <img> linked through `click_url`, else
+    to the creative's landing page), the VAST document for video and audio, the Native Ad Response for
+    native."""
     stored = table.creative_text(creative, MARKUP)
     if mtype == NATIVE:
         return '{"native":' + stored + "}"
     if mtype == BANNER and table.creative_image[creative]:
-        landing = html.escape(table.creative_text(creative, LANDING), quote=True)
+        landing = html.escape(click_url or table.creative_text(creative, LANDING), quote=True)
         image = html.escape(stored, quote=True)
         return (
             f'<a href="{landing}" target="_blank" rel="noopener">'

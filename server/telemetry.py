@@ -3,18 +3,69 @@ builds a fresh CollectorRegistry; the decision core knows nothing of them."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from personabid.artifact import version_time
+from personabid.bidrecord import BidRecord
 from personabid.decision.pipeline import IMPRESSION_FILTERS, REQUEST_FILTERS, STAGES, Decider, Decision
 from personabid.decision.reasons import NoBid
+from personabid.spend.control import Notification
 
 BID_METHODS = ("Bid", "BidStream")
 # Call latency is a few milliseconds; stage latency tens of microseconds.
 CALL_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0)
 STAGE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+FUNNEL_EVENTS = ("bid", "win", "impression", "loss", "click", "conversion")
+# Arms are operators' names, but a label that takes every name it is given grows without bound: the first
+# MAX_ARMS seen keep theirs, later ones are counted together as OTHER.
+MAX_ARMS = 32
+NO_ARM = "none"  # no experiment in force (or the bid is not known)
+OTHER = "other"
+# Bids whose arms a click or a later billing notice is counted under: the arms of the last bids won in
+# this process. A click on a bid won in another worker is counted under NO_ARM.
+ARM_MEMORY = 100_000
+
+
+class BoundedLabel:
+    """The first `limit` distinct values pass as they are; every later one becomes OTHER."""
+
+    def __init__(self, limit: int = MAX_ARMS) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return OTHER
+
+
+class ArmMemory:
+    """The arms of the last ARM_MEMORY bids won, by bid key ("auction:imp"), oldest forgotten first."""
+
+    def __init__(self, size: int = ARM_MEMORY) -> None:
+        self._size = size
+        self._arms: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, key: str, arms: tuple[str, ...]) -> None:
+        with self._lock:
+            self._arms[key] = arms
+            if len(self._arms) > self._size:
+                self._arms.popitem(last=False)
+
+    def recall(self, key: str) -> tuple[str, ...]:
+        with self._lock:
+            return self._arms.get(key, ())
 
 
 class Metrics:
@@ -89,11 +140,12 @@ class Metrics:
         )
         self.reloads = Counter(
             "personabid_artifact_reloads",
-            "Live reloads of the index, the model or the profiles, by outcome (swapped or refused).",
+            "Live reloads of the index, the model or the profiles, and changes of the experiments in force, "
+            "by outcome (swapped or refused).",
             ["artifact", "outcome"],
             registry=registry,
         )
-        for artifact in ("index", "model", "profiles"):
+        for artifact in ("index", "model", "profiles", "experiments"):
             for outcome in ("swapped", "refused"):
                 self.reloads.labels(artifact=artifact, outcome=outcome)
         self._index_built = 0.0
@@ -170,6 +222,61 @@ class Metrics:
             "1 when the server has an index and a model and serves bids.",
             registry=registry,
         )
+        self.funnel = Counter(
+            "personabid_funnel_events",
+            "The funnel, by experiment arm ('experiment:arm'; none: no experiment; other: past the first "
+            f"{MAX_ARMS} arms): bids sent, wins (the first win or billing notice of a bid), impressions "
+            "(billing notices), losses, clicks, conversions. An event counts once under the arm of each "
+            "experiment in force.",
+            ["event", "arm"],
+            registry=registry,
+        )
+        self.funnel_spend = Counter(
+            "personabid_funnel_spend_usd",
+            "Money spent on won bids (clearing prices), USD, by experiment arm.",
+            ["arm"],
+            registry=registry,
+        )
+        self.conversion_value = Counter(
+            "personabid_conversion_value_usd",
+            "Value of the conversions reported (orders, first report only), USD, by the user's arm.",
+            ["arm"],
+            registry=registry,
+        )
+        self.assignments = Counter(
+            "personabid_experiment_assignments",
+            "Decided requests by the experiment arm they were assigned to.",
+            ["experiment", "arm"],
+            registry=registry,
+        )
+        self.spend_today = Gauge(
+            "personabid_spend_today_usd",
+            "Spent today (UTC day of the server's clock) by the budgeted campaigns, USD.",
+            registry=registry,
+        )
+        self.budget_today = Gauge(
+            "personabid_budget_today_usd",
+            "The sum of the budgeted campaigns' daily budgets (this process's share of them), USD.",
+            registry=registry,
+        )
+        self.planned_fraction = Gauge(
+            "personabid_budget_planned_fraction",
+            "The share of the day's budget the pacing plan has spent by now (the part of the UTC day gone).",
+            registry=registry,
+        )
+        self.clock_speed = Gauge(
+            "personabid_clock_speed",
+            "How many times faster than real time the server's clock runs (1: real time).",
+            registry=registry,
+        )
+        self.clock_speed.set(1)
+        self._arm_label = BoundedLabel()
+        self._assignment_label = BoundedLabel()
+        self._won_arms = ArmMemory()
+        for event in FUNNEL_EVENTS:
+            self.funnel.labels(event=event, arm=NO_ARM)
+        self.funnel_spend.labels(arm=NO_ARM)
+        self.conversion_value.labels(arm=NO_ARM)
         for name in (*REQUEST_FILTERS, *IMPRESSION_FILTERS):
             self.filtered.labels(filter=name)
         self._stage_children = {stage: self.stage_latency.labels(stage=stage) for stage in STAGES}
@@ -182,6 +289,13 @@ class Metrics:
         self.candidates.observe(decision.candidates)
         for bid in decision.bids:
             self.bid_price.observe(bid.price)
+        if decision.bids:
+            self._count("bid", decision.arms, len(decision.bids))
+        for arm in decision.arms:
+            experiment, _, name = arm.partition(":")
+            if self._assignment_label(arm) == OTHER:
+                experiment = name = OTHER
+            self.assignments.labels(experiment=experiment, arm=name).inc()
         if decision.bids:
             self.requests.labels(method=method, outcome="bid", nbr="").inc()
         else:
@@ -229,8 +343,47 @@ class Metrics:
     def observe_notification(self, kind: str, outcome: str) -> None:
         self.notifications.labels(type=kind, outcome=outcome).inc()
 
-    def observe_spend_summary(self, summary: dict[str, float], up: bool) -> None:
+    def observe_notice(self, note: Notification, record: BidRecord | None, status: str) -> None:
+        """The spend and the funnel of a notice the Notifier applied (its EventSink's arguments)."""
+        key = note.bid_key
+        first_bill = status == "applied" and note.type in ("win", "impression")
+        if record is not None and first_bill:
+            self._won_arms.remember(key, record.arms)
+        arms = record.arms if record is not None else self._won_arms.recall(key)
+        if first_bill:
+            bid = (record.price or 0.0) if record is not None else 0.0
+            # As the store charges it: the clearing price, never more than the bid when the bid is known.
+            price = min(note.price, bid) if note.price and bid else (note.price or bid)
+            self.spend.inc(price / 1000.0)
+            self._count("win", arms)
+            for label in self._labels(arms):
+                self.funnel_spend.labels(arm=label).inc(price / 1000.0)
+        if note.type == "impression":
+            self._count("impression", arms)
+        elif note.type in ("loss", "click") and status == "applied":
+            self._count(note.type, arms)
+
+    def observe_conversion(self, arms: tuple[str, ...], value_usd: float) -> None:
+        self._count("conversion", arms)
+        for label in self._labels(arms):
+            self.conversion_value.labels(arm=label).inc(value_usd)
+
+    def _count(self, event: str, arms: tuple[str, ...], n: int = 1) -> None:
+        for label in self._labels(arms):
+            self.funnel.labels(event=event, arm=label).inc(n)
+
+    def _labels(self, arms: Iterable[str]) -> list[str]:
+        """An event counts once under each of its arms (one per experiment in force), NO_ARM without."""
+        return [self._arm_label(arm) for arm in arms] or [NO_ARM]
+
+    def observe_spend_summary(
+        self, summary: dict[str, float], up: bool, planned_fraction: float | None = None
+    ) -> None:
         self.budget_remaining.set(summary["remaining"])
         self.budget_exhausted.set(summary["exhausted"])
         self.pacing_rate.set(summary["pacing_rate"])
         self.state_up.set(1 if up else 0)
+        self.spend_today.set(summary.get("spent", 0.0))
+        self.budget_today.set(summary.get("budget", 0.0))
+        if planned_fraction is not None:
+            self.planned_fraction.set(planned_fraction)

@@ -9,7 +9,6 @@ OpenRTB's are mapped by hand below.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -20,6 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from personabid.conversions import ConversionNotice
 from personabid.errors import InvalidRequest
 from personabid.notifications import Tally
 from personabid.openrtb import request as core
@@ -155,6 +155,7 @@ def to_response(response: BidResponse) -> pb.BidResponse:
             if bid.ext is not None:
                 out.pctr = bid.ext.pctr
                 out.match_score = bid.ext.match_score
+                out.click_url = bid.ext.clickurl
     if response.nbr is not None:
         message.nbr = response.nbr
         message.nbr_detail = response.ext.detail if response.ext is not None else ""
@@ -168,8 +169,22 @@ def no_bid(request_id: str, reason: int, detail: str) -> pb.BidResponse:
     return pb.BidResponse(id=request_id, cur="USD", nbr=reason, nbr_detail=detail)
 
 
-def to_notification(event: pb.Event) -> Notification:
-    """The core's Notification, stamped with the time it arrived; validate_notification judges it."""
+def to_notification(event: pb.Event) -> Notification | ConversionNotice:
+    """The core's Notification (a ConversionNotice for a CONVERSION), unstamped: the Notifier stamps its
+    arrival on the server's clock; validate_notification (check_conversion) judges it."""
+    if event.type == pb.Event.CONVERSION:
+        return ConversionNotice(
+            advertiser=event.advertiser,
+            order_id=event.order_id,
+            value=event.value,
+            currency=event.cur,
+            user=event.user_id,
+            request_id=event.auction_id,
+            imp_id=event.imp_id,
+            bid_id=event.bid_id,
+            campaign=event.campaign_id,
+            timestamp_ms=event.timestamp_ms,
+        )
     if event.type in EVENT_TYPES:
         kind = EVENT_TYPES[event.type]
     elif event.type in pb.Event.Type.values():
@@ -186,7 +201,6 @@ def to_notification(event: pb.Event) -> Notification:
         loss_reason=event.loss_reason,
         cur=event.cur,
         timestamp_ms=event.timestamp_ms,
-        arrived=time.time(),
     )
 
 

@@ -35,6 +35,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from personabid.clock import Clock
 from personabid.config import Settings
 from personabid.errors import ConfigError
 
@@ -52,10 +53,14 @@ def serve_workers(settings: Settings) -> int:
             settings.workers,
         )
 
+    # One clock for all: its origin is on CLOCK_MONOTONIC, which every process of the machine shares, so
+    # the forked workers read the same market time.
+    clock = Clock(settings.clock_speed)
+
     def work(worker: int) -> None:
         from personabid.app import serve
 
-        asyncio.run(serve(worker_settings(settings, worker), admin=worker == 0))
+        asyncio.run(serve(worker_settings(settings, worker), admin=worker == 0, clock=clock))
 
     return run_workers(settings.workers, work)
 

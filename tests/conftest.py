@@ -65,6 +65,10 @@ class ThreadedServer:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+            if not self._thread.is_alive():
+                # Closed here, not left to the collector, whose "unclosed event loop" warning would
+                # surface in whichever later test happens to trigger a collection.
+                self._loop.close()
 
 
 def server_settings(data_dir: Path, **overrides: object) -> Settings:

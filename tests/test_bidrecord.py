@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from personabid.bidrecord import VERSION, BidRecord, event_line
+from personabid.bidrecord import VERSION, BidRecord, click_line
 
 SERVED = BidRecord(
     ts=1763913600.25,
@@ -73,12 +73,13 @@ def test_float32_match_survives_the_store_and_the_log_exactly() -> None:
     assert np.float32(json.loads(record.log_line())["match"]) == np.float32(match)
 
 
-def test_click_record_names_its_impression() -> None:
-    assert json.loads(event_line("click", 1763913641.0, "08259a83", "1", "cmp-003717")) == {
+def test_click_line_names_its_bid() -> None:
+    assert json.loads(click_line(1763913641.0, "08259a83", "1", "1-cmp-003717", "cmp-003717")) == {
         "v": VERSION,
         "event": "click",
         "ts": 1763913641.0,
         "request_id": "08259a83",
         "imp_id": "1",
+        "bid_id": "1-cmp-003717",
         "campaign": "cmp-003717",
     }

@@ -29,6 +29,7 @@ from personabid.v1 import bidder_pb2 as pb
 from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
 from tests.conftest import ThreadedServer, server_settings
+from tests.steady_load import steady_load
 
 
 @pytest.fixture
@@ -241,50 +242,11 @@ def test_swaps_under_concurrent_bid_load_fail_no_request(
     first = admin_stub(served).GetStatus(admin.StatusRequest()).index.version
     second = new_version(data, world, "second-")
     requests = [sample_request(world, np.random.default_rng(seed)) for seed in range(64)]
-    failures: list[str] = []
-    answered = [0] * 4
-    progress = threading.Condition()
-    stop = threading.Event()
-
-    def load(worker: int) -> None:
-        with grpc.insecure_channel(served.addr) as channel:
-            stub = pb_grpc.BidderStub(channel)
-            deadline = time.monotonic() + 300
-            for i in range(100_000):  # bounded in count and time
-                if stop.is_set() or time.monotonic() > deadline:
-                    return
-                request = requests[(worker * 17 + i) % len(requests)]
-                try:
-                    response = stub.Bid(request, timeout=5)
-                except grpc.RpcError as exc:
-                    failures.append(f"{exc.code().name}: {exc.details()}")
-                    continue
-                if response.id != request.id or not (response.seatbid or response.nbr):
-                    failures.append(f"bad response {response}")
-                with progress:
-                    answered[worker] += 1
-                    progress.notify_all()
-
-    def every_worker_answered_again() -> None:
-        # Instead of sleeping: each swap waits until every worker has had answers since the last one, so
-        # the swaps fall among the calls however fast or slow the machine is.
-        with progress:
-            marks = list(answered)
-            done = progress.wait_for(lambda: all(a > m for a, m in zip(answered, marks, strict=True)), 60)
-        assert done, f"the load stalled: {failures[:3]}"
-
-    workers = [threading.Thread(target=load, args=(w,)) for w in range(4)]
-    for w in workers:
-        w.start()
-    try:
+    with steady_load(served.addr, requests) as load:
         swaps = 0
         for version in (second, first, second, first):
-            every_worker_answered_again()
+            load.every_worker_answered_again()
             swaps += admin_stub(served).ReloadIndex(admin.ReloadRequest(version=version), timeout=60).swapped
-        every_worker_answered_again()
-    finally:
-        stop.set()
-        for w in workers:
-            w.join(30)
+        load.every_worker_answered_again()
     assert swaps == 4
-    assert failures == []
+    assert load.failures == []

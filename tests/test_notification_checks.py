@@ -9,7 +9,7 @@ import pytest
 
 from personabid import wire
 from personabid.errors import InvalidRequest
-from personabid.spend.control import validate_notification
+from personabid.spend.control import Notification, validate_notification
 from personabid.v1 import bidder_pb2 as pb
 
 
@@ -35,17 +35,21 @@ def event(**changes: Any) -> pb.Event:
 )
 def test_invalid_notice_is_refused_naming_field_and_value(changes: dict[str, Any], message: str) -> None:
     note = wire.to_notification(event(**changes))
+    assert isinstance(note, Notification)
     with pytest.raises(InvalidRequest) as refused:
         validate_notification(note, "events[3]")
     assert str(refused.value).startswith(message)
 
 
 def test_impression_without_a_price_is_billed_as_bid() -> None:
-    validate_notification(wire.to_notification(event(type=pb.Event.IMPRESSION, price=0.0)))
+    note = wire.to_notification(event(type=pb.Event.IMPRESSION, price=0.0))
+    assert isinstance(note, Notification)
+    validate_notification(note)
 
 
-def test_stamped_time_is_the_events_and_arrival_stands_in_for_a_missing_one() -> None:
+def test_stamped_time_is_the_events_and_an_unstamped_one_is_left_for_the_server_clock() -> None:
     stamped = wire.to_notification(event(timestamp_ms=1_763_913_641_250))
-    assert stamped.ts == 1_763_913_641.25
+    assert isinstance(stamped, Notification) and stamped.ts == 1_763_913_641.25
+    # The Notifier stamps its arrival on the server's clock (tests/test_clock.py).
     unstamped = wire.to_notification(event())
-    assert unstamped.ts == unstamped.arrived > 0
+    assert isinstance(unstamped, Notification) and unstamped.arrived == 0.0

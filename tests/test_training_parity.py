@@ -52,7 +52,10 @@ def served_and_logged(
         server.stop()
     # Without bids, the comparisons below would compare empty arrays and pass.
     assert len(served) >= 20, f"{len(served)} bids in 500 requests"
-    (chunk,) = LogFile(log, "events").chunks(BadRows())
+    # The server writes a file per day of its clock: one, unless the test ran across midnight UTC.
+    whole = tmp_path / "whole-log.jsonl"
+    whole.write_text("".join(day.read_text() for day in sorted(tmp_path.glob("events-*.jsonl"))))
+    (chunk,) = LogFile(whole, "events").chunks(BadRows())
     return np.array(served, dtype=np.float32), chunk
 
 

@@ -19,6 +19,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from personabid.decision.creatives import fit
 from personabid.decision.currency import USD, Currencies
 from personabid.decision.deals import DealTerms, deal_terms
 from personabid.decision.match import match
-from personabid.decision.pricing import best, price
+from personabid.decision.pricing import BidStrategy, best, check_strategy
 from personabid.decision.reasons import PROGRESS, NoBid
 from personabid.decision.restrictions import restriction
 from personabid.decision.signals import context_keys, segment_keys, text_keys_of
@@ -99,6 +100,11 @@ class DecisionSettings:
     context_match_scale: float = 0.75
     # The request's ids the profile store is looked up by, first non-empty first.
     profile_ids: tuple[str, ...] = ("buyeruid", "id", "ifa")
+    # How a bid is priced (decision/pricing.py): the strategy, its parameters as sorted (name, value)
+    # pairs, and a multiplier on its bid. An experiment's arm changes them in a variant of its own.
+    strategy: str = "linear"
+    strategy_params: tuple[tuple[str, float], ...] = ()
+    bid_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         check_weights((self.profile_weight, self.segments_weight, self.context_weight))
@@ -107,6 +113,11 @@ class DecisionSettings:
         unknown = [name for name in self.profile_ids if name not in PROFILE_IDS]
         if unknown:
             raise ValueError(f"profile_ids {unknown}: each must be one of {sorted(PROFILE_IDS)}")
+        check_strategy(self.strategy, dict(self.strategy_params), self.bid_multiplier)
+
+    @property
+    def bid_strategy(self) -> BidStrategy:
+        return BidStrategy(self.strategy, self.strategy_params, self.bid_multiplier)
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,12 @@ class Decision:
     arms: tuple[str, ...] = ()  # the experiment arms it was decided in, "experiment:arm" each
 
 
+class Decides(Protocol):
+    """What answers an auction: a Decider, or the routing of experiments over Deciders."""
+
+    def decide(self, request: BidRequest) -> Decision: ...
+
+
 class Decider:
     """Decides auctions against one Snapshot; cheap to build, so a reload makes a new one."""
 
@@ -177,10 +194,17 @@ class Decider:
         vocab = snapshot.bundle.vocab.tags
         self._tag_tokens = np.array([*(tag_token(t) for t in vocab), NO_TAG], dtype=np.uint64)
         self._scores_tags = MULTI_VALUED in self._spec.fields
+        self._strategy = settings.bid_strategy
 
     def decide(self, request: BidRequest) -> Decision:
+        """The auction's decision, in no experiment."""
+        return self.decide_in(request, ())
+
+    def decide_in(self, request: BidRequest, arms: tuple[str, ...]) -> Decision:
+        """The auction's decision in the experiment arms `request` was assigned to ("experiment:arm",
+        sorted by experiment), which the Decision and its bids' records carry."""
         started = time.perf_counter()
-        decision = Decision(request_id=request.id, table=self._table)
+        decision = Decision(request_id=request.id, table=self._table, arms=arms)
         stages = decision.stages
         tick = started
 
@@ -271,7 +295,7 @@ class Decider:
         # A test auction is not billed: no budget, cap or pacing applies, and nothing is reserved.
         spend_control = self.spend if request.test != 1 else None
         # A restricted user is not counted: no frequency cap reads or records their views.
-        user_key = _user_key(request) if restricted is None else ""
+        user_key = user_key_of(request) if restricted is None else ""
         if spend_control is not None:
             spend = spend_control
             try:
@@ -426,7 +450,9 @@ class Decider:
         pctr = self.snapshot.model.pctr(indices)
         lap("score")
 
-        prices = price(table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, floors)
+        prices = self._strategy.price(
+            table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, floors
+        )
         # A fixed-price deal is bought at its floor, by any candidate whose bid reaches it.
         prices = np.where(terms.fixed(deals) & (prices > 0), floors, prices)
         short_of_budget = False
@@ -453,6 +479,7 @@ class Decider:
                 user_key,
                 user_tags,
                 decision.sources,
+                decision.arms,
             )
             if spend.reserve(table, row, float(prices[winner]), f"{request.id}:{imp.id}", record):
                 break
@@ -497,6 +524,7 @@ class Decider:
         user_key: str,
         user_tags: Callable[[], np.ndarray],
         sources: tuple[str, ...],
+        arms: tuple[str, ...],
     ) -> BidRecord:
         """What the event log needs of this bid when its win arrives (the price in USD)."""
         table = self._table
@@ -520,10 +548,11 @@ class Decider:
             price=bid,
             model=self.snapshot.model.version,
             sources=sources,
+            arms=arms,
         )
 
 
-def _user_key(request: BidRequest) -> str:
+def user_key_of(request: BidRequest) -> str:
     """Whom frequency caps count: the exchange's id for the user, the buyer's, or the device's
     advertising id (all pseudonyms by now); "" for an unknown user."""
     user = request.user

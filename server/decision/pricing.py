@@ -1,42 +1,150 @@
-"""Pricing: a CTR-weighted bid under each campaign's cap, which must clear the floor."""
+"""Pricing: a bid strategy turns each candidate's pCTR into a CPM bid, a multiplier scales it, each
+campaign's max bid caps it, and it must clear the floor.
+
+Strategies (all bids in USD CPM):
+- linear: base_bid * pctr / avg_ctr. A campaign bids its base bid at the model's mean CTR, more on users
+  the model rates above it. The default.
+- constant: base_bid, as if every pCTR were the model's mean: the bid a model-free buyer makes, the
+  baseline an experiment measures the model against.
+- ortb: sqrt(c / lambda * pctr * 1000 + c^2) - c, the concave bid of Zhang, Yuan and Wang, "Optimal
+  real-time bidding for display advertising" (KDD 2014, ORTB1). The paper prices one impression; bids
+  here are per thousand, so the expected clicks per impression (pctr) are scaled by 1000. Params:
+  `c` (USD CPM), the bid at which the winning-rate curve w(b) = b / (c + b) wins half the auctions;
+  `lambda` (clicks per USD), the Lagrange multiplier of the budget constraint: 1 / lambda is what a
+  click is worth at the margin. Derivation: maximise pctr * w(b) - lambda * (b / 1000) * w(b) over b;
+  the optimum solves b^2 + 2cb = 1000 c pctr / lambda.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
 from personabid.arrays import require
 
+# Each strategy's parameters, all required; none takes any other.
+STRATEGIES: dict[str, tuple[str, ...]] = {"linear": (), "constant": (), "ortb": ("c", "lambda")}
+# A bid multiplier is a share of the strategy's bid; beyond this it is a typing mistake, not a test.
+MAX_MULTIPLIER = 1000.0
+
 
 @nb.njit(cache=True)
-def _price(
-    base_bid: np.ndarray, max_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float, floors: np.ndarray
-) -> np.ndarray:
+def _linear(base_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float) -> np.ndarray:
     out = np.empty(base_bid.shape[0], dtype=np.float64)
     for i in range(base_bid.shape[0]):
-        bid = min(base_bid[i] * pctr[i] / avg_ctr, max_bid[i])
+        out[i] = base_bid[i] * pctr[i] / avg_ctr
+    return out
+
+
+@nb.njit(cache=True)
+def _constant(base_bid: np.ndarray) -> np.ndarray:
+    out = np.empty(base_bid.shape[0], dtype=np.float64)
+    for i in range(base_bid.shape[0]):
+        out[i] = base_bid[i]
+    return out
+
+
+@nb.njit(cache=True)
+def _ortb(pctr: np.ndarray, c: float, lam: float) -> np.ndarray:
+    out = np.empty(pctr.shape[0], dtype=np.float64)
+    for i in range(pctr.shape[0]):
+        # In float64: run as plain Python (NUMBA_DISABLE_JIT), a float times a float32 stays float32.
+        out[i] = math.sqrt(c / lam * float(pctr[i]) * 1000.0 + c * c) - c
+    return out
+
+
+@nb.njit(cache=True)
+def _settle(bids: np.ndarray, multiplier: float, max_bid: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    out = np.empty(bids.shape[0], dtype=np.float64)
+    for i in range(bids.shape[0]):
+        bid = min(bids[i] * multiplier, max_bid[i])
         # A bid must be positive and clear the floor; 0 marks a candidate that cannot bid.
         out[i] = bid if bid > 0.0 and bid >= floors[i] else 0.0
     return out
 
 
+def check_strategy(name: str, params: Mapping[str, float], multiplier: float = 1.0) -> None:
+    """ValueError naming the strategy, parameter or multiplier that cannot price a bid."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy={name!r}: expected one of {sorted(STRATEGIES)}")
+    wanted = STRATEGIES[name]
+    for key in params:
+        if key not in wanted:
+            raise ValueError(
+                f"strategy_params.{key}: strategy {name!r} takes "
+                + (", ".join(wanted) if wanted else "no parameters")
+            )
+    for key in wanted:
+        if key not in params:
+            raise ValueError(f"strategy_params.{key}: strategy {name!r} needs it")
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"strategy_params.{key}={value!r}: expected a number")
+        if not (math.isfinite(value) and 0.0 < value <= 1e6):
+            raise ValueError(f"strategy_params.{key}={value!r}: expected a number in (0, 1e6]")
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int | float):
+        raise ValueError(f"bid_multiplier={multiplier!r}: expected a number")
+    if not (math.isfinite(multiplier) and 0.0 < multiplier <= MAX_MULTIPLIER):
+        raise ValueError(f"bid_multiplier={multiplier!r}: expected a number in (0, {MAX_MULTIPLIER:g}]")
+
+
+@dataclass(frozen=True)
+class BidStrategy:
+    """How a variant prices: the strategy, its parameters (sorted (name, value) pairs) and a multiplier."""
+
+    name: str = "linear"
+    params: tuple[tuple[str, float], ...] = ()
+    multiplier: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_strategy(self.name, dict(self.params), self.multiplier)
+
+    def price(
+        self,
+        base_bid: np.ndarray,
+        max_bid: np.ndarray,
+        pctr: np.ndarray,
+        avg_ctr: float,
+        floor: float | np.ndarray,
+    ) -> np.ndarray:
+        """float64 (m,) CPM bids: the strategy's bid times the multiplier, capped at max_bid, 0 where it
+        misses the floor.
+
+        `base_bid` and `max_bid` are float64 (m,), `pctr` float32 (m,); `avg_ctr` is the model's mean CTR.
+        `floor` is one CPM for every candidate or float64 (m,), one each (a deal's floor).
+        """
+        m = len(require("base_bid", base_bid, np.float64, 1))
+        require("max_bid", max_bid, np.float64, 1, length=m)
+        require("pctr", pctr, np.float32, 1, length=m)
+        if isinstance(floor, np.ndarray):
+            floors = require("floor", floor, np.float64, 1, length=m)
+        else:
+            floors = np.full(m, float(floor), dtype=np.float64)
+        if self.name == "constant":
+            bids = _constant(base_bid)
+        elif self.name == "ortb":
+            params = dict(self.params)
+            bids = _ortb(pctr, float(params["c"]), float(params["lambda"]))
+        else:
+            if not 0.0 < avg_ctr < 1.0:
+                raise ValueError(f"avg_ctr={avg_ctr}: expected a mean CTR in (0, 1)")
+            bids = _linear(base_bid, pctr, float(avg_ctr))
+        return _settle(bids, float(self.multiplier), max_bid, floors)
+
+
+LINEAR = BidStrategy()
+
+
 def price(
     base_bid: np.ndarray, max_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float, floor: float | np.ndarray
 ) -> np.ndarray:
-    """float64 (m,) CPM bids: base_bid * pctr / avg_ctr capped at max_bid, 0 where it misses the floor.
-
-    `base_bid` and `max_bid` are float64 (m,), `pctr` float32 (m,); `avg_ctr` is the model's mean CTR, at
-    which a campaign bids its base bid. `floor` is one CPM for every candidate or float64 (m,), one each
-    (a candidate bidding through a deal has the deal's floor).
-    """
-    m = len(require("base_bid", base_bid, np.float64, 1))
-    require("max_bid", max_bid, np.float64, 1, length=m)
-    require("pctr", pctr, np.float32, 1, length=m)
-    if isinstance(floor, np.ndarray):
-        floors = require("floor", floor, np.float64, 1, length=m)
-    else:
-        floors = np.full(m, float(floor), dtype=np.float64)
-    return _price(base_bid, max_bid, pctr, float(avg_ctr), floors)
+    """float64 (m,) CPM bids of the linear strategy: base_bid * pctr / avg_ctr capped at max_bid, 0 where
+    it misses the floor (shapes as BidStrategy.price)."""
+    return LINEAR.price(base_bid, max_bid, pctr, avg_ctr, floor)
 
 
 def best(prices: np.ndarray, pctr: np.ndarray) -> int:

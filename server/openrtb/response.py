@@ -12,6 +12,9 @@ class _Object(Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
 class BidExt(_Object, frozen=True):
     pctr: float = 0.0  # predicted click-through rate of this creative on this impression
     match_score: float = 0.0  # similarity of the user to the campaign's persona, in [-1, 1]
+    # The bid's signed click URL: the ad's link goes through it (the banner markup's already does), so
+    # that the click is counted before the user reaches the advertiser's site.
+    clickurl: str = ""
 
 
 class Bid(_Object, frozen=True):

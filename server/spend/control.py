@@ -319,17 +319,49 @@ class SpendControl:
             self._use(lambda: self.store.add_view(user, note.campaign_id, ts, window))
         return status, record
 
+    def first_time(self, event: str) -> bool:
+        """Remember `event` (an identity of the caller's making) for dedupe_seconds, in the store shared by
+        the workers; True the first time it is seen, False for a repeat. Conversions are deduplicated by
+        their order this way, as notices are by their identity."""
+        now = self.clock()
+        status, _ = self._use(
+            lambda: self.store.apply(
+                Settlement(
+                    mode="mark",
+                    event=event,
+                    ttl=self.settings.dedupe_seconds,
+                    day=utc_day(now),
+                    campaign="",
+                    key="",
+                    price=None,
+                    now=now,
+                )
+            )
+        )
+        return status != "duplicate"
+
     def summary(self) -> dict[str, float]:
-        """Aggregates for metrics: remaining budget (currency units), campaigns out of budget, mean rate."""
+        """Aggregates for metrics over the budgeted campaigns, money in currency units: today's budgets
+        (this process's share of them), spent, and remaining (spend in flight counted as spent); campaigns
+        out of budget, the mean pacing rate."""
         view = self._view
         if view is None or view.budgeted.size == 0:
-            return {"remaining": 0.0, "exhausted": 0.0, "pacing_rate": 1.0, "budgeted": 0.0}
+            return {
+                "remaining": 0.0,
+                "exhausted": 0.0,
+                "pacing_rate": 1.0,
+                "budgeted": 0.0,
+                "budget": 0.0,
+                "spent": 0.0,
+            }
         budgets, committed = view.budgets[view.budgeted], view.committed[view.budgeted]
         return {
             "remaining": float(np.maximum(budgets - committed, 0).sum()) / MICROS,
             "exhausted": float(np.count_nonzero(committed >= budgets)),
             "pacing_rate": float(view.rates[view.budgeted].mean()),
             "budgeted": float(view.budgeted.size),
+            "budget": float(budgets.sum()) / MICROS,
+            "spent": float(view.spent[view.budgeted].sum()) / MICROS,
         }
 
     def probe(self) -> bool:
