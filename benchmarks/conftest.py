@@ -37,7 +37,7 @@ collect_ignore = ["harness"]
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get(SLOW_ENV) == "1" or "slow" in (config.option.markexpr or ""):
         return
-    skip = pytest.mark.skip(reason=f"slow (large catalog, long build): {SLOW_ENV}=1 (make bench) runs it")
+    skip = pytest.mark.skip(reason=f"slow (large inputs, long runs): {SLOW_ENV}=1 (make bench) runs it")
     for item in items:
         if "slow" in item.keywords and BENCH_DIR in item.path.parents:
             item.add_marker(skip)

@@ -98,6 +98,27 @@ def test_train_then_evaluate_an_event_log(tmp_path: Path) -> None:
     assert lines[0] == "line,click,pctr" and len(lines) == 3001
 
 
+def test_train_reads_a_directory_of_the_servers_day_files_as_one_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = event_log(tmp_path / "whole.jsonl", 4000, 3).read_text().splitlines(keepends=True)
+    days = tmp_path / "events"
+    days.mkdir()
+    (days / "events-2025-11-22.jsonl").write_text("".join(lines[:1500]))
+    (days / "events-2025-11-23.jsonl").write_text("".join(lines[1500:]))
+    code = main(["train", "--data", str(days), "--format", "events", "--out", str(tmp_path / "m")])
+    assert (code, json.loads(capsys.readouterr().out)["rows"]) == (0, 4000)
+
+
+def test_train_reads_the_day_files_a_glob_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for day, seed in (("2025-11-22", 4), ("2025-11-23", 5)):
+        event_log(tmp_path / f"events-{day}.jsonl", 1000, seed)
+    event_log(tmp_path / "elsewhere.jsonl", 500, 6)
+    pattern = str(tmp_path / "events-*.jsonl")
+    code = main(["train", "--data", pattern, "--format", "events", "--out", str(tmp_path / "m")])
+    assert (code, json.loads(capsys.readouterr().out)["rows"]) == (0, 2000)
+
+
 def test_train_fails_clearly_on_a_log_of_another_format(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,8 +20,8 @@ from personabid.ctr.features import (
     token,
 )
 from personabid.privacy import Pseudonymizer
-from personabid.training.events import EventWriter, read_events
-from personabid.training.logs import BadRows
+from personabid.training.events import EventFiles, EventWriter, day_files, read_events
+from personabid.training.logs import BadRows, LogError
 
 PSEUDONYMIZE = Pseudonymizer(b"k" * 32)
 
@@ -92,7 +92,11 @@ def test_reader_gives_the_tokens_the_server_computes(tmp_path: Path) -> None:
     [
         ("{not json", "not JSON"),
         ("[1, 2]", "not a JSON object"),
-        ('{"v": 2}', "v=2: schema version 1 expected"),
+        ('{"v": 3}', "v=3: schema version 1 or 2 expected"),
+        (
+            '{"v": 2, "event": "view"}',
+            "event='view': one of ('bid', 'win', 'billing', 'loss', 'click', 'conversion') expected",
+        ),
         ("drop:campaign", "campaign=None: a string expected"),
         ("set:devicetype=9", "devicetype=9: an integer 0..8 expected"),
         ("set:w=-1", "w=-1: a non-negative integer expected"),
@@ -182,3 +186,40 @@ def test_malformed_click_records_are_counted_with_their_line(tmp_path: Path, lin
     (chunk,) = read_events(path, bad)
     assert chunk.labels.tolist() == [0.0]
     assert bad.examples == [(2, reason)]
+
+
+def test_a_click_in_the_next_days_file_is_joined_onto_its_impression(tmp_path: Path) -> None:
+    write(tmp_path / "events-2025-11-23.jsonl", impression(request_id="r1", imp_id="1", click=0))
+    (tmp_path / "events-2025-11-24.jsonl").write_text(click_record(ts=1_763_942_400.5) + "\n")
+    chunks = list(EventFiles.of(tmp_path).chunks(BadRows()))
+    assert [label for c in chunks for label in c.labels.tolist()] == [1.0]
+
+
+def test_day_files_are_read_in_time_order_whatever_their_names(tmp_path: Path) -> None:
+    # The single log of before day files holds the older events, though its name sorts last.
+    write(tmp_path / "events.jsonl", impression(ts=1_763_800_000.0))
+    write(tmp_path / "events-2025-11-23.jsonl", impression(ts=1_763_900_000.0))
+    assert day_files(tmp_path) == [tmp_path / "events.jsonl", tmp_path / "events-2025-11-23.jsonl"]
+
+
+def test_a_glob_names_the_day_files_it_matches(tmp_path: Path) -> None:
+    for day in ("2025-11-23", "2025-11-24"):
+        write(tmp_path / f"events-{day}.jsonl", impression())
+    (tmp_path / "other.jsonl").write_text("not an event log\n")
+    assert day_files(str(tmp_path / "events-*.jsonl")) == [
+        tmp_path / "events-2025-11-23.jsonl",
+        tmp_path / "events-2025-11-24.jsonl",
+    ]
+
+
+def test_a_directory_without_day_files_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(LogError, match=f"--data {tmp_path}: the directory holds no event files"):
+        day_files(tmp_path)
+
+
+def test_a_bad_line_of_a_day_file_is_named_with_its_file(tmp_path: Path) -> None:
+    write(tmp_path / "events-2025-11-23.jsonl", impression())
+    (tmp_path / "events-2025-11-24.jsonl").write_text("{not json\n")
+    bad = BadRows()
+    list(EventFiles.of(tmp_path).chunks(bad))
+    assert bad.examples[0][1].startswith("events-2025-11-24.jsonl: ")

@@ -12,6 +12,7 @@ from typing import Any
 
 from personabid.ctr.features import FeatureSpec, default_spec
 from personabid.ctr.model import CtrModel
+from personabid.training.events import EventFiles
 from personabid.training.fm import FmParams
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_BAD_FRACTION, LogError
@@ -41,7 +42,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _log_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", type=Path, required=True, metavar="PATH", help="the log file (.gz is read as gzip)"
+        "--data",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the log file (.gz is read as gzip); for --format events also a directory or a glob of the "
+        "server's day files (events-YYYY-MM-DD.jsonl), read in time order",
     )
     parser.add_argument(
         "--format",
@@ -162,7 +168,13 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_evaluate)
 
 
-def _log_file(args: argparse.Namespace) -> LogFile:
+def _log_file(args: argparse.Namespace) -> LogFile | EventFiles:
+    """The log --data names: a file, or for --format events the server's day files (a directory or a
+    glob), read in time order as one log."""
+    if args.format == "events" and not args.data.is_file():
+        if args.featindex is not None:
+            raise LogError("a featindex belongs to iPinYou logs only")
+        return EventFiles.of(args.data, args.chunk_rows)
     return LogFile(args.data, args.format, args.chunk_rows, args.featindex)
 
 
