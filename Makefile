@@ -11,10 +11,10 @@ STAMP := $(VENV)/.installed
 .PHONY: help deps install proto run demo test test-kernels lint fuzz bench-decision bench bench-smoke probe clean
 
 help:
-	@echo "make run     make deps, set up .venv, build the demo world if missing, serve (HTTP :8080, gRPC :50051, metrics :9464)"
+	@echo "make run     make deps, set up .venv, build the demo world if missing, serve (HTTP :8080, gRPC :50051, metrics :9464; CLOCK_SPEED=N runs its clock N times faster)"
 	@echo "make test    make deps, set up .venv and run the whole test suite"
 	@echo "make proto   regenerate the gRPC stubs from proto/"
-	@echo "make deps    install what is needed outside Python (redis-server, promtool): apt-get, as root"
+	@echo "make deps    install what is needed outside Python (redis-server, prometheus, chromium, java): apt-get, as root"
 	@echo "make test-kernels  the kernels' tests with Numba off, with line coverage (CI runs it)"
 	@echo "make lint    ruff (check and format) and mypy"
 	@echo "make fuzz    fuzz request decoding and validation for FUZZ_SECONDS (crashes in var/fuzz/crash-*)"
