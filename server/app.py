@@ -234,7 +234,8 @@ class BidServer:
             clock=self.clock.now,
             pseudonymize=pseudonym,
             on_conversion=self._record_conversion,
-            arms_for_user=self._arms_for_user,
+            # Read when a conversion arrives: the experiments in force then.
+            arms_for_user=lambda pseudonym: self.experiments.arms_for_user(pseudonym),
         )
         bidder = BidderServicer(auctioneer, self.metrics, notifier)
         self.bidder, self.auctioneer = bidder, auctioneer
@@ -379,11 +380,6 @@ class BidServer:
         self.metrics.observe_conversion(arms, conversion.value_usd)
         if self.event_log is not None:
             self.event_log.conversion(conversion, arms)
-
-    def _arms_for_user(self, pseudonym: str) -> tuple[str, ...]:
-        """The user's arm in each experiment in force ("experiment:arm"), for a conversion's record."""
-        arms_for_user = getattr(getattr(self, "experiments", None), "arms_for_user", None)
-        return tuple(arms_for_user(pseudonym)) if arms_for_user is not None else ()
 
     def _campaigns(self) -> CampaignTable | None:
         decider = self.reloader.decider

@@ -13,18 +13,16 @@ spend store that deduplicates notices); reports deduplicate again and attribute 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from personabid.decision.currency import USD, Currencies
 from personabid.errors import InvalidRequest
-from personabid.notices import IDENTITY, signed_identity
+from personabid.notices import IDENTITY, amount, signed_identity
 
 MAX_ID = 128  # characters of an advertiser or order id
 MAX_USER = 256  # characters of a user id
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 WITHHELD = "(withheld)"  # what an error shows of a user id: never the id itself
 
@@ -109,7 +107,7 @@ def check_conversion(
     `where`) and the value of the first thing wrong."""
     for name in ("advertiser", "order_id"):
         _check_id(f"{where}.{name}", getattr(notice, name))
-    value = _value(f"{where}.value", notice.value)
+    value = amount(f"{where}.value", notice.value, "the order's value")
     currency = notice.currency or USD
     value_usd = currencies.to_usd(value, currency)
     if value_usd is None:
@@ -145,20 +143,6 @@ def _check_id(field: str, text: str) -> None:
         raise InvalidRequest(field, text, f"must be at most {MAX_ID} characters")
     if _CONTROL.search(text):
         raise InvalidRequest(field, text, "must not contain control characters")
-
-
-def _value(field: str, given: float | str) -> float:
-    if isinstance(given, str):
-        if not _NUMBER.fullmatch(given):
-            raise InvalidRequest(field, given, "must be a decimal number (the order's value)")
-        value = float(given)
-    else:
-        value = float(given)
-    if not math.isfinite(value):
-        raise InvalidRequest(field, given, "must be finite")
-    if value < 0:
-        raise InvalidRequest(field, given, "must not be negative")
-    return value
 
 
 def _codes(currencies: Currencies) -> list[str]:

@@ -71,9 +71,11 @@ class EventLog:
 
     def bids(self, decision: Decision) -> None:
         """The "bid" lines of a decision's bids that spend control recorded, if its auction is sampled."""
-        records = [bid.record for bid in decision.bids if bid.record is not None]
-        if records and keeps_auction(decision.request_id, self.bid_sample):
-            self._write([r.bid_line(self.bid_sample) for r in records])
+        if not keeps_auction(decision.request_id, self.bid_sample):
+            return
+        lines = [bid.record.bid_line(self.bid_sample) for bid in decision.bids if bid.record is not None]
+        if lines:
+            self._write(lines)
 
     def record(self, note: Notification, record: BidRecord | None, status: str) -> None:
         """The lines a notice adds (status as the Notifier's EventSink is given it): a win line for the

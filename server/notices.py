@@ -202,14 +202,20 @@ def _price(name: str, text: str | None) -> float:
         raise InvalidRequest(name, None, "missing from the notice")
     if _MACRO.fullmatch(text):
         raise InvalidRequest(name, text, "the exchange did not substitute the macro")
-    if not _NUMBER.fullmatch(text):
-        raise InvalidRequest(name, text, "must be a decimal number (CPM)")
-    price = float(text)
-    if not math.isfinite(price):
-        raise InvalidRequest(name, text, "must be finite")
-    if price < 0:
-        raise InvalidRequest(name, text, "must not be negative")
-    return price
+    return amount(name, text, "CPM")
+
+
+def amount(name: str, given: float | str, what: str) -> float:
+    """A finite, non-negative amount (`what` names it in the refusal): as a URL carries it, decimal text,
+    or as a message carries it, a number."""
+    if isinstance(given, str) and not _NUMBER.fullmatch(given):
+        raise InvalidRequest(name, given, f"must be a decimal number ({what})")
+    value = float(given)
+    if not math.isfinite(value):
+        raise InvalidRequest(name, given, "must be finite")
+    if value < 0:
+        raise InvalidRequest(name, given, "must not be negative")
+    return value
 
 
 def _min_to_win(text: str) -> float:

@@ -171,9 +171,6 @@ class Routing:
         self.traffic.count(self._keys[picks], len(decision.bids))
         return decision
 
-    def arms_for(self, message: str) -> tuple[str, ...]:
-        return labels(self.experiments, message)
-
 
 class Builds(Protocol):
     """What puts a set of experiments in force: the Reloader, which owns the Deciders."""

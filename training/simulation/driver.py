@@ -33,7 +33,7 @@ from personabid.training.simulation.arms import AUCTION_PREFIX, Split
 from personabid.training.simulation.doors import Answer, Door, Notice, Offer
 from personabid.training.simulation.market import Clearing, Exchange, Market, clear
 from personabid.training.simulation.outcomes import Expectation, GroundTruth
-from personabid.training.simulation.summary import ALL, Tally, Window
+from personabid.training.simulation.summary import ALL, Tally, Window, fixed
 from personabid.training.simulation.traffic import Audience, Diurnal, arrivals, at_auction
 
 log = logging.getLogger(__name__)
@@ -345,12 +345,12 @@ class Simulation:
             for name in {ALL, arm}:
                 truth = self.tally.truth_of(name)
                 truth.impressions += 1
-                truth.expected_clicks += placement.expectation.clicks
-                truth.expected_conversions += placement.expectation.conversions
-                truth.expected_revenue += placement.expectation.revenue
+                truth.expected_clicks += fixed(placement.expectation.clicks)
+                truth.expected_conversions += fixed(placement.expectation.conversions)
+                truth.expected_revenue += fixed(placement.expectation.revenue)
                 truth.clicks_drawn += placement.drawn_clicks
                 truth.conversions_drawn += placement.drawn_conversions
-                truth.revenue_drawn += placement.drawn_revenue
+                truth.revenue_drawn += fixed(placement.drawn_revenue)
         placement.next += 1
         if follow and placement.next < len(placement.steps):
             at, next_label, next_notice = placement.steps[placement.next]

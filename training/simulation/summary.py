@@ -35,27 +35,40 @@ class Counts:
     spend: float = 0.0  # USD
 
 
+# Truth's sums of float values are kept as integers in units of 1 / FIXED: exact, so that the same draws
+# give the same totals whatever order the server's answers come back in (float sums depend on order).
+FIXED = 2**40
+FIXED_SUMS = ("expected_clicks", "expected_conversions", "expected_revenue", "revenue_drawn")
+
+
+def fixed(value: float) -> int:
+    return round(value * FIXED)
+
+
 @dataclass
 class Truth:
     """Per arm: the world's expectation for the impressions won, and what was drawn."""
 
     users: set[int] = field(default_factory=set)  # people with an id who came, by number (never written)
     impressions: int = 0
-    expected_clicks: float = 0.0
-    expected_conversions: float = 0.0
-    expected_revenue: float = 0.0
+    expected_clicks: int = 0  # FIXED_SUMS: in units of 1 / FIXED
+    expected_conversions: int = 0
+    expected_revenue: int = 0
     clicks_drawn: int = 0
     conversions_drawn: int = 0
-    revenue_drawn: float = 0.0
+    revenue_drawn: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: v for k, v in asdict(self).items() if k != "users"}
+        for name in FIXED_SUMS:
+            out[name] /= FIXED
         out["users"] = len(self.users)
         n = max(self.impressions, 1)
-        out["expected_ctr"] = self.expected_clicks / n
-        out["expected_conversions_per_impression"] = self.expected_conversions / n
-        out["expected_revenue_per_user"] = self.expected_revenue / max(len(self.users), 1)
-        out["expected_clicks_per_user"] = self.expected_clicks / max(len(self.users), 1)
+        people = max(len(self.users), 1)
+        out["expected_ctr"] = out["expected_clicks"] / n
+        out["expected_conversions_per_impression"] = out["expected_conversions"] / n
+        out["expected_revenue_per_user"] = out["expected_revenue"] / people
+        out["expected_clicks_per_user"] = out["expected_clicks"] / people
         return out
 
 
