@@ -52,8 +52,8 @@ from personabid.index.build import (
     choose,
     memory_estimate,
     query_sets,
-    realistic_queries,
     tune,
+    user_queries,
 )
 from personabid.index.bundle import IndexManifest, apply_search_params, load_index
 from personabid.index.store import BuildOptions, write_index
@@ -144,7 +144,7 @@ def latency_against_flat(index: faiss.Index, personas: np.ndarray, queries: int,
     faiss.omp_set_num_threads(1)  # as the server runs: one thread per query, processes for parallelism
     flat = faiss.IndexFlatIP(personas.shape[1])
     flat.add(personas)
-    query_vectors = realistic_queries(personas, queries, seed=QUERY_SEED)
+    query_vectors = user_queries(personas, queries, seed=QUERY_SEED)
     times, labels = timed_searches({"index": index, "flat": flat}, query_vectors, k)
     index_p, flat_p = percentiles_us(times["index"]), percentiles_us(times["flat"])
     return {
@@ -413,7 +413,7 @@ def memory_study(results: dict[str, Any], args: argparse.Namespace, work: Path) 
         },
     }
     personas = str(work / str(campaigns) / "personas.npy")
-    for index_type in ("hnsw", "ivfpq"):
+    for index_type in ("hnsw", "ivfflat", "ivfpq"):
         if index_type in study:
             continue
         index_file = str(work / f"raw-{index_type}.faiss")
@@ -533,7 +533,7 @@ def memory_table(study: dict[str, Any]) -> list[str]:
         "| p50 us | flat p50 us | build s |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for index_type in ("hnsw", "ivfpq"):
+    for index_type in ("hnsw", "ivfflat", "ivfpq"):
         e = study.get(index_type, {})
         if "index_rss_mb" not in e:
             lines.append(f"| {index_type} | {e.get('status', 'missing')} | | | | | | | | |")

@@ -34,6 +34,10 @@ class Recall:
     value: float  # on the tuning queries
     held_out: float  # on queries the tuning never saw
     target: float
+    # user-shaped (synthetic) or supplied (real users' vectors), and where supplied ones came from
+    source: str = "user-shaped"
+    origin: str = ""
+    persona_noise: float | None = None  # the floor on persona-noise queries (index/tuning.py)
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ class IndexManifest:
     campaigns: int
     vectors: int
     dims: int
-    index_type: str  # flat, hnsw or ivfpq
+    index_type: str  # flat, hnsw, ivfflat or ivfpq
     index_params: dict[str, Any]  # search-time parameters the build tuned (efSearch, nprobe, k_factor)
+    selection: list[dict[str, Any]]  # an auto build's candidates, as measured (index/selection.py)
     recall: Recall
     build_seconds: float
     memory_estimate_bytes: int
@@ -72,11 +77,17 @@ class IndexManifest:
                     value=float(recall["value"]),
                     held_out=float(recall.get("held_out", recall["value"])),
                     target=float(recall.get("target", 0.0)),
+                    source=str(recall.get("query_source", "user-shaped")),
+                    origin=str(recall.get("query_origin", "")),
+                    persona_noise=(
+                        None if recall.get("persona_noise") is None else float(recall["persona_noise"])
+                    ),
                 ),
                 build_seconds=float(data.get("build_seconds", 0.0)),
                 memory_estimate_bytes=int(data.get("memory_estimate_bytes", 0)),
                 file_bytes={name: int(entry["bytes"]) for name, entry in data.get("files", {}).items()},
                 catalog=dict(data.get("catalog") or {}),
+                selection=[dict(entry) for entry in data.get("selection") or []],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{directory}/manifest.json: missing or malformed field {exc}") from exc
@@ -93,14 +104,21 @@ class IndexBundle:
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
-    """Set the search-time parameters (efSearch, nprobe, k_factor) that the build tuned and the manifest
-    records as index_params: the loader and the build's tuning set them the same way."""
+    """Set the search-time parameters (efSearch, nprobe, quantizer_efSearch, k_factor) that the build
+    tuned and the manifest records as index_params: the loader and the build's tuning set them alike."""
     if "efSearch" in params:
         graph = faiss.downcast_index(index)
         assert isinstance(graph, faiss.IndexHNSW), f"efSearch on a {type(graph).__name__}"
         graph.hnsw.efSearch = int(params["efSearch"])
     if "nprobe" in params:
-        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = int(params["nprobe"])
+        if "quantizer_efSearch" in params:
+            quantizer = faiss.downcast_index(ivf.quantizer)
+            assert isinstance(quantizer, faiss.IndexHNSW), (
+                f"quantizer_efSearch on a {type(quantizer).__name__}"
+            )
+            quantizer.hnsw.efSearch = int(params["quantizer_efSearch"])
     if "k_factor" in params:
         refine = faiss.downcast_index(index)
         assert isinstance(refine, faiss.IndexRefine), f"k_factor on a {type(refine).__name__}"

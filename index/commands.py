@@ -10,9 +10,11 @@ from pathlib import Path
 
 from personabid.artifact import read_manifest, resolve
 from personabid.errors import ArtifactError
+from personabid.index.build import INDEX_TYPES
 from personabid.index.bundle import FORMAT_VERSION, KIND
 from personabid.index.catalog import CatalogError, read_catalog
 from personabid.index.store import BuildOptions, write_index
+from personabid.index.tuning import TuningQueryError, load_queries
 from personabid.index.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,31 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="error",
         help="a persona tag the vocabulary lacks is an error (default), or hashed onto a vocabulary axis",
     )
-    build.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default="auto")
+    build.add_argument(
+        "--index-type",
+        choices=("auto", *INDEX_TYPES),
+        default="auto",
+        help="auto (default): flat for small catalogs, else the candidate type that searches fastest at "
+        "the recall target, measured",
+    )
     build.add_argument("--min-recall", type=float, default=0.95, help="recall@K target (default %(default)s)")
     build.add_argument(
         "--recall-k", type=int, default=100, help="K of the recall target (default %(default)s)"
     )
-    build.add_argument("--memory-budget-mb", type=int, default=2048, help="above it, IVF-PQ instead of HNSW")
+    build.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=2048,
+        help="auto builds only the types whose memory estimate fits it (IVF-PQ when none does)",
+    )
+    build.add_argument(
+        "--tuning-queries",
+        type=Path,
+        metavar="FILE.npy",
+        help="real user vectors (float (n, dims), non-negative; normalised here) to tune the search on: the "
+        "recall target must hold on half of them and on the other, unseen half (default: synthetic "
+        "user-shaped queries)",
+    )
     build.set_defaults(run=_build)
 
     inspect = tools.add_parser(
@@ -84,6 +105,14 @@ def _vocabulary(option: str | None, out: Path) -> Vocabulary:
 
 def _build(args: argparse.Namespace) -> int:
     vocab = _vocabulary(args.vocab, args.out)
+    tuning = None
+    if args.tuning_queries is not None:
+        # Checked before the catalog is read: a bad file fails in a second, not after a long build.
+        try:
+            tuning = load_queries(args.tuning_queries, vocab.dims)
+        except TuningQueryError as exc:
+            print(f"personabid index build: --tuning-queries {args.tuning_queries}: {exc}", file=sys.stderr)
+            return 2
     catalog = read_catalog(args.catalog, vocab, hash_unknown_tags=args.unknown_tags == "hash")
     for issue in catalog.issues:
         log.warning("%s", issue)
@@ -107,12 +136,13 @@ def _build(args: argparse.Namespace) -> int:
         min_recall=args.min_recall,
         recall_k=args.recall_k,
         memory_budget=args.memory_budget_mb << 20,
+        tuning_queries=tuning,
+        tuning_origin="" if tuning is None else str(args.tuning_queries),
     )
     version = write_index(args.out, vocab, catalog.campaigns, options, catalog=info)
     manifest = read_manifest(version, KIND, (FORMAT_VERSION,))
-    summary = {
-        k: manifest[k] for k in ("version", "campaigns", "vectors", "index_type", "index_params", "recall")
-    }
+    shown = ("version", "campaigns", "vectors", "index_type", "index_params", "recall", "selection")
+    summary = {k: manifest[k] for k in shown if k in manifest}
     print(json.dumps({"directory": str(version), **summary, "skipped": len(catalog.issues)}, indent=2))
     return 0
 

@@ -7,12 +7,16 @@ DIR/model/       the model artifact root
 DIR/behaviour/events.jsonl  what the world's people did (raw ids, as a collector records them)
 DIR/profiles/    the profile artifact root, built from that behaviour by `personabid profiles build`
 
+The profiles are built before the index: the index is tuned on the user vectors of the world's people
+(people_user_vectors), so that its recall target holds on the users it will be asked about.
+
 The model comes out of the training pipeline (`personabid.training.train`) exactly as one trained on the
 service's event log would: the simulated impressions carry the event log's fields, in time order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -27,6 +31,8 @@ import numpy as np
 from personabid.artifact import write_atomic
 from personabid.behaviour import Population, behaviour, population
 from personabid.bidrecord import BidRecord
+from personabid.client import exchange_auction
+from personabid.config import Settings
 from personabid.ctr.features import (
     DEFAULT_SPEC,
     LOGGED_TAGS,
@@ -37,15 +43,24 @@ from personabid.ctr.features import (
     time_token_arrays,
 )
 from personabid.ctr.model import CtrModel
+from personabid.decision.blend import Blender
 from personabid.decision.candidates import candidate_features
+from personabid.decision.pipeline import PROFILE_IDS, DecisionSettings
+from personabid.decision.restrictions import restriction
+from personabid.decision.signals import context_keys, segment_keys, text_keys_of
 from personabid.decision.uservec import strongest_tags
 from personabid.errors import ArtifactError
 from personabid.index.bundle import IndexBundle, load_index
 from personabid.index.campaigns import CampaignTable
 from personabid.index.catalog import read_catalog, write_catalog
 from personabid.index.store import BuildOptions, write_index
+from personabid.index.vocab import Vocabulary
+from personabid.openrtb.codec import pseudonymised
 from personabid.privacy import Pseudonymizer
 from personabid.profiles.artifact import key_check
+from personabid.profiles.store import open_embedded
+from personabid.profiles.suppression import Suppression
+from personabid.profiles.taxonomy import standard
 from personabid.training.evaluate import auc
 from personabid.training.ftrl import FtrlParams
 from personabid.training.logs import Chunk
@@ -70,6 +85,10 @@ START = 1_763_856_000  # 2025-11-23T00:00:00Z: the simulated day starts here
 DAY = 86_400
 BEHAVIOUR_END = START  # the people's behaviour is of the days before the simulated day
 DEMO_TRAINING = TrainOptions(model="ftrl", ftrl=FtrlParams(alpha=0.1, l1=5.0, l2=1.0, epochs=2))
+# Requests of the world's people whose user vectors tune the index: halved into tuning and held-out
+# queries of the build's default 1,000 each.
+TUNING_REQUESTS = 2 * BuildOptions.recall_queries
+TUNING_ORIGIN = "demo people: profile, segments and context as the server blends them"
 
 
 @dataclass(frozen=True)
@@ -202,9 +221,13 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
     catalog = read_catalog(directory / CATALOG_FILE, world.vocab)
     if catalog.issues or len(catalog.campaigns) != len(specs):
         raise ArtifactError(f"the demo catalog does not read back: {catalog.issues[:3]}")
+    log.info(
+        "demo: behaviour of %d people over %d days, and their profiles", spec.people, spec.behaviour_days
+    )
+    profiles = build_demo_profiles(directory, world, spec)
     log.info("demo: %d campaigns in %s; building the persona index", len(specs), CATALOG_FILE)
     info = {"path": CATALOG_FILE, "sha256": catalog.sha256, "campaigns": len(catalog.campaigns)}
-    options = BuildOptions(seed=spec.seed)
+    options = tuned_on_people(directory, world, spec, BuildOptions(seed=spec.seed))
     write_index(directory / "index", world.vocab, catalog.campaigns, options, catalog=info)
     bundle = load_index(directory / "index")
     log.info("demo: simulating %d impressions", spec.impressions)
@@ -213,10 +236,6 @@ def build_demo(directory: Path, spec: DemoSpec = DemoSpec()) -> dict[str, Any]:
     model.save(
         directory / "model", {"training": {"data": "demo world simulation", "seed": spec.seed, **summary}}
     )
-    log.info(
-        "demo: behaviour of %d people over %d days, and their profiles", spec.people, spec.behaviour_days
-    )
-    profiles = build_demo_profiles(directory, world, spec)
     world_info = {
         "format": WORLD_FORMAT,
         "seed": spec.seed,
@@ -261,6 +280,58 @@ def read_people(directory: Path, world: World) -> Population:
     """The world's people, as many as the demo built profiles for."""
     info = json.loads((directory / WORLD_FILE).read_text())
     return population(world, int(info.get("people", DemoSpec.people)))
+
+
+def tuned_on_people(directory: Path, world: World, spec: DemoSpec, options: BuildOptions) -> BuildOptions:
+    """`options` with the user vectors of TUNING_REQUESTS requests of the world's people (whose profiles
+    build_demo_profiles has written) as the index's tuning queries."""
+    people = population(world, spec.people)
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(8)[7])
+    users = people_user_vectors(directory, world, people, world.vocab, TUNING_REQUESTS, rng)
+    return dataclasses.replace(options, tuning_queries=users, tuning_origin=TUNING_ORIGIN)
+
+
+def people_user_vectors(
+    directory: Path,
+    world: World,
+    people: Population,
+    vocab: Vocabulary,
+    count: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """float32 (m, dims) unit user vectors of `count` requests an exchange sends for the world's people
+    (client.exchange_auction: their synced id, the page, device and country), as a server of the world
+    makes them (Decider._user_vector, with the decision settings' defaults): the profile of the first
+    id the settings name, found under its pseudonym in the world's profiles, blended with what the
+    request says of the user and its context. m < count where a request has nothing usable.
+
+    The world's index need not exist yet: this reads only its people's profiles and the vocabulary."""
+    settings = Settings(data_dir=directory)
+    decisions = DecisionSettings()
+    pseudonym = Pseudonymizer.from_environment(settings.key_file)
+    store = open_embedded(settings.profiles, vocab, pseudonym, Suppression(settings.suppression))
+    taxonomy = standard()
+    weights = (settings.blend_profile, settings.blend_segments, settings.blend_context)
+    blender = Blender(vocab, taxonomy, weights)
+    text_keys = text_keys_of(taxonomy)
+    id_order = [PROFILE_IDS[name] for name in decisions.profile_ids]
+    year = time.gmtime().tm_year
+    found = []
+    for _ in range(count):
+        request = pseudonymised(exchange_auction(world, people, rng), pseudonym)
+        context = context_keys(request, text_keys)
+        if restriction(request) is not None:
+            user, _ = blender.blend(context_keys=context)
+        else:
+            key = next((found_id for id_of in id_order if (found_id := id_of(request))), "")
+            profile = store.lookup(key) if key else None
+            person = request.user
+            user, _ = blender.blend(
+                profile, segment_keys(person, year, text_keys), context, person.tags, person.tag_vector
+            )
+        if user is not None:
+            found.append(user[0])
+    return np.ascontiguousarray(np.array(found, dtype=np.float32).reshape(-1, vocab.dims))
 
 
 def build_demo_profiles(directory: Path, world: World, spec: DemoSpec) -> dict[str, Any]:

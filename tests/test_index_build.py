@@ -1,5 +1,5 @@
-"""Index builds: type by size, recall measured against an independent exact search, tuned parameters,
-and the `personabid index` commands."""
+"""Index builds: candidate types by size and memory, the auto build's choice by measured cost, recall
+measured against an independent exact search, tuned parameters, and the `personabid index` commands."""
 
 from __future__ import annotations
 
@@ -9,18 +9,22 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from personabid.artifact import resolve
+from personabid.index import selection
 from personabid.index.build import (
     EF_SEARCH_STEPS,
     FLAT_MAX,
-    choose,
-    realistic_queries,
+    context_axes,
+    family_axes,
+    user_queries,
 )
 from personabid.index.bundle import apply_search_params, load_index
 from personabid.index.catalog import write_catalog
+from personabid.index.selection import candidate_types
 from personabid.index.store import BuildOptions, RecallTooLow, write_index
 from personabid.world import World
 from tests.processes import personabid
@@ -52,7 +56,9 @@ def test_reported_recall_matches_an_independent_exact_search(hnsw_version: Path)
     bundle = load_index(hnsw_version)
     recall = bundle.manifest.recall
     personas = np.stack([bundle.index.reconstruct(i) for i in range(bundle.index.ntotal)])
-    queries = realistic_queries(personas, recall.queries, seed=recall.query_seed)
+    queries = user_queries(
+        personas, recall.queries, recall.query_seed, context_axes(bundle.vocab), family_axes(bundle.vocab)
+    )
     _, found = bundle.index.search(queries, recall.k)
     assert brute_force_recall(personas, found, queries, recall.k) == pytest.approx(recall.value, abs=1e-9)
 
@@ -64,7 +70,7 @@ def test_tuning_keeps_the_cheapest_ef_search_that_meets_the_target(hnsw_version:
     cheaper = [ef for ef in EF_SEARCH_STEPS if bundle.manifest.recall.k <= ef < chosen]
     if cheaper:
         personas = np.stack([bundle.index.reconstruct(i) for i in range(bundle.index.ntotal)])
-        queries = realistic_queries(personas, 1000, seed=0)
+        queries = user_queries(personas, 1000, 0, context_axes(bundle.vocab), family_axes(bundle.vocab))
         apply_search_params(bundle.index, {"efSearch": cheaper[-1]})
         _, found = bundle.index.search(queries, 100)
         assert brute_force_recall(personas, found, queries, 100) < 0.97
@@ -91,14 +97,88 @@ def test_unreachable_recall_target_writes_nothing(campaigns: tuple[World, list],
 @pytest.mark.parametrize(
     ("vectors", "budget", "expected"),
     [
-        (10_000, 1 << 40, "flat"),
-        (FLAT_MAX, 1 << 40, "flat"),
-        (FLAT_MAX + 1, 1 << 40, "hnsw"),
-        (1_000_000, 1 << 28, "ivfpq"),
+        (10_000, 1 << 40, ["flat"]),
+        (FLAT_MAX, 1 << 40, ["flat"]),
+        (FLAT_MAX + 1, 1 << 40, ["ivfflat", "hnsw"]),
+        (1_000_000, 1000 << 20, ["ivfflat"]),  # IVF-Flat needs about 912 MB, HNSW about 1,176 MB
+        (1_000_000, 1 << 28, ["ivfpq"]),
     ],
 )
-def test_index_type_follows_catalog_size_and_memory_budget(vectors: int, budget: int, expected: str) -> None:
-    assert choose(vectors, 226, "auto", budget).index_type == expected
+def test_auto_candidates_follow_catalog_size_and_memory_budget(
+    vectors: int, budget: int, expected: list[str]
+) -> None:
+    assert candidate_types(vectors, 226, budget) == expected
+
+
+def timer_by_type(costs: dict[str, float]) -> selection.SearchTimer:
+    """A search timer that says `costs` by index class, so that the choice does not depend on the machine."""
+
+    def timer(index: faiss.Index, queries: np.ndarray, k: int) -> float:
+        found = faiss.downcast_index(index)
+        return costs["hnsw" if isinstance(found, faiss.IndexHNSW) else "ivfflat"]
+
+    return timer
+
+
+def auto_version(
+    campaigns: tuple[World, list], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, costs: dict[str, float]
+) -> Path:
+    world, specs = campaigns
+    monkeypatch.setattr(selection, "FLAT_MAX", 1000)  # candidates from 1,000 vectors: a small, quick world
+    options = BuildOptions(min_recall=0.95, timer=timer_by_type(costs))
+    return write_index(tmp_path, world.vocab, specs, options)
+
+
+def test_auto_keeps_the_cheaper_candidate_that_meets_the_target(
+    campaigns: tuple[World, list], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = load_index(
+        auto_version(campaigns, tmp_path, monkeypatch, {"hnsw": 40.0, "ivfflat": 90.0})
+    ).manifest
+    assert manifest.index_type == "hnsw"
+    assert [c["index_type"] for c in manifest.selection] == ["ivfflat", "hnsw"]
+    assert [c["search_us"] for c in manifest.selection] == [90.0, 40.0]
+    assert all(min(c["recall"], c["held_out"]) >= 0.95 for c in manifest.selection)
+
+
+def test_auto_skips_hnsw_when_ivfflat_is_below_its_floor_and_says_why(
+    campaigns: tuple[World, list], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = load_index(
+        auto_version(campaigns, tmp_path, monkeypatch, {"hnsw": 40.0, "ivfflat": 30.0})
+    ).manifest
+    assert manifest.index_type == "ivfflat"
+    ivfflat, hnsw = manifest.selection
+    assert ivfflat["search_us"] == 30.0 and ivfflat["params"] == manifest.index_params
+    assert "floor" in hnsw["skipped"] and hnsw["search_us"] is None
+
+
+def test_ivfflat_round_trip_meets_its_target_on_unseen_queries(
+    campaigns: tuple[World, list], tmp_path: Path
+) -> None:
+    world, specs = campaigns
+    version = write_index(tmp_path, world.vocab, specs, BuildOptions(index_type="ivfflat", min_recall=0.95))
+    bundle = load_index(version)
+    assert bundle.manifest.index_type == "ivfflat"
+    assert faiss.extract_index_ivf(bundle.index).nprobe == bundle.manifest.index_params["nprobe"]
+    personas = np.stack([s for spec in specs for s in spec.personas]).astype(np.float32)
+    queries = user_queries(personas, 500, 99, context_axes(world.vocab), family_axes(world.vocab))
+    _, found = bundle.index.search(queries, 100)
+    assert brute_force_recall(personas, found, queries, 100) >= 0.95
+
+
+def test_graph_quantizer_beam_is_restored_on_load(tmp_path: Path) -> None:
+    index = faiss.IndexIVFFlat(
+        faiss.IndexHNSWFlat(8, 8, faiss.METRIC_INNER_PRODUCT), 8, 16, faiss.METRIC_INNER_PRODUCT
+    )
+    vectors = np.random.default_rng(0).random((800, 8), dtype=np.float32)
+    index.train(vectors)
+    faiss.write_index(index, str(tmp_path / "ivf.faiss"))
+    loaded = faiss.read_index(str(tmp_path / "ivf.faiss"))
+    apply_search_params(loaded, {"nprobe": 9, "quantizer_efSearch": 300})
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(loaded).quantizer)
+    assert isinstance(quantizer, faiss.IndexHNSW)
+    assert faiss.extract_index_ivf(loaded).nprobe == 9 and quantizer.hnsw.efSearch == 300
 
 
 def write_world_catalog(tmp_path: Path, campaigns: tuple[World, list], extra: Sequence[str] = ()) -> Path:
@@ -143,6 +223,16 @@ def test_skip_invalid_builds_the_rest_and_reports_what_it_skipped(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["skipped"] == 1
     assert "line 301: campaign broken" in result.stderr
+
+
+def test_index_type_ivfflat_from_the_command_line(campaigns: tuple[World, list], tmp_path: Path) -> None:
+    catalog = write_world_catalog(tmp_path, campaigns)
+    out = tmp_path / "index"
+    result = index_build(
+        "--catalog", str(catalog), "--out", str(out), "--vocab", "demo", "--index-type", "ivfflat"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["index_type"] == load_index(out).manifest.index_type == "ivfflat"
 
 
 def test_inspect_checks_every_file(hnsw_version: Path, tmp_path: Path) -> None:
