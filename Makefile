@@ -54,11 +54,13 @@ test: install
 # that coverage can see inside the kernels (compiled code is invisible to it). CI runs it. The feature
 # hashes multiply uint64 modulo 2**64 on purpose: compiled, that wraps silently; as numpy scalars it warns.
 KERNEL_TESTS := tests/test_pricing.py tests/test_bid_strategies.py tests/test_model.py tests/test_ftrl.py tests/test_training_fm.py \
-	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py tests/test_creatives.py
+	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py tests/test_creatives.py \
+	tests/test_eligibility.py tests/test_priced_pick.py tests/test_match.py
 test-kernels: install
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider \
 		-W "ignore:overflow encountered in scalar:RuntimeWarning" \
 		--cov=personabid.ctr --cov=personabid.decision.pricing --cov=personabid.decision.creatives \
+		--cov=personabid.decision.eligibility --cov=personabid.decision.match \
 		--cov=personabid.training.ftrl \
 		--cov=personabid.training.fm --cov=personabid.training.calibration \
 		--cov-report=term-missing:skip-covered
@@ -87,7 +89,7 @@ bench: install
 	mkdir -p benchmarks/results
 	PERSONABID_BENCH_SLOW=1 $(BIN)/python -m pytest benchmarks --benchmark-only \
 		--benchmark-json=benchmarks/results/micro.json
-	$(BIN)/personabid bench --plan full --out benchmarks/results/e2e \
+	$(BIN)/personabid bench --plan full --out benchmarks/results/e2e --py-spy \
 		--micro benchmarks/results/micro.json --update-results benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/check_results.py benchmarks/results/e2e/results.json
 

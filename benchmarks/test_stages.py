@@ -23,6 +23,7 @@ from personabid.decision import filters
 from personabid.decision.candidates import candidate_features
 from personabid.decision.creatives import fit
 from personabid.decision.deals import deal_terms
+from personabid.decision.eligibility import NAMES
 from personabid.decision.match import match
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.pricing import price
@@ -130,15 +131,7 @@ def _filter_cases(
     spend = SpendControl(MemoryStore(), SpendSettings())
     settings = DecisionSettings()
     return {
-        "similarity": lambda r, s: filters.similarity_floor(table, r, s),
-        "schedule": lambda r, s: filters.schedule(table, r, context.now),
-        "bcat": lambda r, s: filters.blocked_category(table, r, context.blocked_categories),
-        "badv": lambda r, s: filters.blocked_advertiser(table, r, context.blocked_domains),
-        "bapp": lambda r, s: filters.blocked_app(table, r, context.blocked_apps),
-        "wlang": lambda r, s: filters.language(table, r, context.languages),
-        "geo": lambda r, s: filters.geo(table, r, context.country_code, context.region_code),
-        "site_category": lambda r, s: filters.site_category(table, r, context.site_categories),
-        "device": lambda r, s: filters.device(table, r, context.devicetype, context.os_code),
+        **filters.request_predicates(table, context),
         "budget": lambda r, s: spend.budget_left(table, r) > 0,
         "frequency": lambda r, s: spend.under_cap(table, r, "user-1"),
         "pacing": lambda r, s: spend.paced_in(table, r),
@@ -202,8 +195,8 @@ def _expected(
     return np.array([bool(plain[name](i, specs[int(r)])) for i, r in enumerate(rows)])
 
 
-FILTERS = ("similarity", "schedule", "bcat", "badv", "bapp", "wlang", "geo", "site_category", "device")
 SPEND_FILTERS = ("budget", "frequency", "pacing")
+FILTERS = tuple(name for name in NAMES if name not in SPEND_FILTERS)
 IMPRESSION_STEPS = ("creative", "deal", "floor")
 
 

@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry, start_http_server
 
+from personabid import heap
 from personabid.admin import AdminServicer
 from personabid.auction import Auctioneer
 from personabid.bidrecord import BidRecord
@@ -48,6 +49,7 @@ from personabid.reload import Reloader
 from personabid.respond import Responder
 from personabid.servicer import BidderServicer
 from personabid.spend.control import Notification, SpendControl, SpendSettings
+from personabid.spend.flusher import Keeper
 from personabid.spend.pacing import planned_fraction
 from personabid.spend.redis_store import RedisStore
 from personabid.spend.store import MemoryStore, StateUnavailable, StoreLimits
@@ -88,6 +90,21 @@ def split_addr(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def decision_settings(settings: Settings) -> DecisionSettings:
+    """The decision settings a server's settings give (the bench's in-process profile builds them so too)."""
+    return DecisionSettings(
+        top_k=settings.top_k,
+        min_tmax_ms=settings.min_tmax_ms,
+        currencies=Currencies(settings.currencies),
+        seat=settings.seat,
+        profile_weight=settings.blend_profile,
+        segments_weight=settings.blend_segments,
+        context_weight=settings.blend_context,
+        context_match_scale=settings.context_match_scale,
+        profile_ids=settings.profile_id_order,
+    )
+
+
 class BidServer:
     """One serving process. `start` binds and serves; `load` makes it ready; `stop` drains."""
 
@@ -105,17 +122,7 @@ class BidServer:
         self.serves_admin = admin  # of several workers only one serves Admin (server/workers.py)
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.decision_settings = DecisionSettings(
-            top_k=settings.top_k,
-            min_tmax_ms=settings.min_tmax_ms,
-            currencies=Currencies(settings.currencies),
-            seat=settings.seat,
-            profile_weight=settings.blend_profile,
-            segments_weight=settings.blend_segments,
-            context_weight=settings.blend_context,
-            context_match_scale=settings.context_match_scale,
-            profile_ids=settings.profile_id_order,
-        )
+        self.decision_settings = decision_settings(settings)
         # The keyed hash of user ids: requests' ids are looked up, logged and counted only as pseudonyms.
         self.pseudonym = Pseudonymizer.from_environment(settings.key_file)
         # The market's time (personabid.clock), for everything that asks it: decisions, spend control and
@@ -145,10 +152,15 @@ class BidServer:
                 # Workers that keep spend in their own memory split each budget, so that together they
                 # cannot spend more than it; with Redis they share one ledger.
                 budget_share=1.0 if settings.redis_url else 1.0 / settings.workers,
+                leases=bool(settings.redis_url) and settings.spend_leases,
+                lease_share=0.25 / settings.workers,
+                lease_timeout_seconds=SpendSettings.lease_timeout_seconds * self.clock.speed,
             ),
             clock=self.clock.now,
             on_error=self.metrics.state_errors.inc,
         )
+        # Writes the bids reserved out of leases and tops the leases up, off the event loop.
+        self.keeper = Keeper(self.spend) if self.spend.settings.leases else None
         self.reloader = Reloader(
             settings.index,
             settings.model,
@@ -329,6 +341,7 @@ class BidServer:
         started = time.perf_counter()
         decider = await self.reloader.load()
         await self.experiments.refresh()  # in force before the first request is served
+        heap.settle(collect=True)
         for service in (SERVICE_NAME, ""):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.metrics.ready.set(1)
@@ -353,6 +366,8 @@ class BidServer:
                 self.reloader.watch(self.settings.watch_seconds, self._stopping)
             )
         self._refresh = asyncio.create_task(self._refresh_spend())
+        if self.keeper is not None:
+            self.keeper.start()
 
     async def _refresh_spend(self) -> None:
         """Keep the spend cache fresh and the pacing controller stepping; probe the store while it is down."""
@@ -425,6 +440,9 @@ class BidServer:
             await self.admin.stop(0)
         if self._decisions is not None:
             self._decisions.shutdown(wait=True)
+        if self.keeper is not None:
+            # After the last decision: every bid reserved is written and the leases are given back.
+            await asyncio.to_thread(self.keeper.stop)
         if self.event_log is not None:
             self.event_log.close()
         if self._metrics_httpd is not None:

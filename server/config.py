@@ -45,6 +45,9 @@ class Settings:
     redis_url: str = ""  # shared spend state, e.g. redis://127.0.0.1:6379/0; empty: in this process
     event_log: Path | None = None  # default: data_dir/events.jsonl
     inflight_seconds: float = 60.0  # a bid not notified by then stops counting against its budget
+    # With redis_url: bids spend slices of the budgets leased from Redis, written back in the background
+    # (README: Spend control); False: one Redis call per bid.
+    spend_leases: bool = True
     workers: int = 1  # serving processes sharing the gRPC port (server/workers.py)
     # Caps on the in-process state that grows with traffic (README: "Memory under load").
     max_pending_bids: int = 200_000
@@ -224,8 +227,12 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            return {"true": True, "1": True, "false": False, "0": False}[str(value).strip().lower()]
         return str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"setting {name}={value!r}: expected {kind}") from exc
 
 

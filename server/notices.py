@@ -94,10 +94,10 @@ def notice_urls(
         raise InvalidRequest(name, value, "must be valid Unicode text (no lone surrogates)") from None
     identity = "&".join(f"{name}={value}" for name, value in zip(IDENTITY, encoded, strict=True))
     base = base_url.rstrip("/")
-    values = tuple(ids.values())
+    encoded_ids = _encoded(tuple(ids.values()))
 
     def url(kind: str, macros: str) -> str:
-        signed = f"{base}{PATHS[kind]}?{identity}&sig={_sign(key, kind, values)}"
+        signed = f"{base}{PATHS[kind]}?{identity}&sig={_sign_encoded(key, kind, encoded_ids)}"
         return f"{signed}&{macros}" if macros else signed
 
     return NoticeUrls(
@@ -186,14 +186,22 @@ def signed_identity(kind: str, query: Mapping[str, str], key: bytes) -> tuple[st
 
 
 def _sign(key: bytes, kind: str, ids: tuple[str, ...]) -> str:
-    # Each field is length-prefixed, so that no moving of characters between fields keeps the signature.
-    # surrogatepass: an id no URL was issued for (notice_urls refuses them) still signs, and never matches.
-    message = b"".join(
-        len(part).to_bytes(4, "big") + part
-        for part in (kind.encode(), *(value.encode("utf-8", "surrogatepass") for value in ids))
-    )
-    digest = hmac.new(key, message, hashlib.sha256).digest()[:SIGNATURE_BYTES]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return _sign_encoded(key, kind, _encoded(ids))
+
+
+def _encoded(ids: tuple[str, ...]) -> bytes:
+    """The identity's part of a signed message; each field is length-prefixed, so that no moving of
+    characters between fields keeps the signature. surrogatepass: an id no URL was issued for
+    (notice_urls refuses them) still signs, and never matches."""
+    parts = [value.encode("utf-8", "surrogatepass") for value in ids]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def _sign_encoded(key: bytes, kind: str, encoded_ids: bytes) -> str:
+    # One bid signs four URLs over the same identity: it is encoded once (_encoded).
+    name = kind.encode()
+    digest = hmac.digest(key, len(name).to_bytes(4, "big") + name + encoded_ids, "sha256")
+    return base64.urlsafe_b64encode(digest[:SIGNATURE_BYTES]).rstrip(b"=").decode("ascii")
 
 
 def _price(name: str, text: str | None) -> float:

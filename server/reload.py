@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from personabid import heap
 from personabid.artifact import CURRENT, MANIFEST, resolve
 from personabid.ctr.model import CtrModel
 from personabid.decision.pipeline import Decider, DecisionSettings
@@ -189,6 +190,7 @@ class Reloader:
             self.states[kind].version = versions[kind]
             self.states[kind].loaded_unix = now
         self._on_swap(decider)
+        heap.settle(collect=False)
 
     async def reload(self, kind: Kind, version: str | None = None) -> ReloadResult:
         """Load `version` (default: the root's CURRENT) of the index or the model and swap it in."""

@@ -8,12 +8,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
 from personabid.artifact import version_time
 from personabid.bidrecord import BidRecord
 from personabid.decision.pipeline import IMPRESSION_FILTERS, REQUEST_FILTERS, STAGES, Decider, Decision
 from personabid.decision.reasons import NoBid
+from personabid.metric_arrays import CounterArray, HistogramArray
 from personabid.spend.control import Notification
 
 BID_METHODS = ("Bid", "BidStream")
@@ -71,43 +72,47 @@ class ArmMemory:
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter(
+        # The request path's metrics: counted in plain numbers, exposed when scraped (metric_arrays.py).
+        self._lock = threading.Lock()  # over one request's observations, for decisions on several threads
+        self.requests = CounterArray(
             "personabid_bid_requests",
             "Bid requests answered, by outcome (bid, nobid, invalid, error) and no-bid reason code.",
             ["method", "outcome", "nbr"],
-            registry=registry,
+            registry,
         )
-        self.latency = Histogram(
+        self.latency = HistogramArray(
             "personabid_bid_duration_seconds",
             "Time to answer one bid request inside the server.",
             ["method"],
-            buckets=CALL_BUCKETS,
-            registry=registry,
+            CALL_BUCKETS,
+            registry,
         )
-        self.stage_latency = Histogram(
+        self.stage_latency = HistogramArray(
             "personabid_stage_duration_seconds",
             "Time spent in each stage of the decision path.",
             ["stage"],
-            buckets=STAGE_BUCKETS,
-            registry=registry,
+            STAGE_BUCKETS,
+            registry,
         )
-        self.filtered = Counter(
+        self.filtered = CounterArray(
             "personabid_filter_removed_candidates",
             "Matched candidate campaigns removed, by eligibility filter.",
             ["filter"],
-            registry=registry,
+            registry,
         )
-        self.candidates = Histogram(
+        self.candidates = HistogramArray(
             "personabid_match_candidates",
             "Campaigns returned by the persona match per request.",
-            buckets=(0, 1, 5, 10, 25, 50, 100, 250, 1000),
-            registry=registry,
+            [],
+            (0, 1, 5, 10, 25, 50, 100, 250, 1000),
+            registry,
         )
-        self.bid_price = Histogram(
+        self.bid_price = HistogramArray(
             "personabid_bid_price_cpm",
             "Prices of the bids sent, CPM in USD.",
-            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 20),
-            registry=registry,
+            [],
+            (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 20),
+            registry,
         )
         self.index_campaigns = Gauge(
             "personabid_index_campaigns", "Campaigns in the serving index.", registry=registry
@@ -190,27 +195,27 @@ class Metrics:
             ["store"],
             registry=registry,
         )
-        self.profile_lookups = Counter(
+        self.profile_lookups = CounterArray(
             "personabid_profile_lookups",
             "Decided requests by what the profile lookup gave: found, unknown (no profile for the id), "
             "unavailable (the store did not answer in time: bid without it), restricted (privacy forbade "
             "it), no_id (the request has no user id), none (the server holds no profiles).",
             ["outcome"],
-            registry=registry,
+            registry,
         )
-        self.context_only = Counter(
+        self.context_only = CounterArray(
             "personabid_context_only_requests",
             "Requests bid on their context alone because a rule forbade user-level data, by the rule: coppa "
             "(regs.coppa), gdpr (no consent to personalised ads), dnt, lmt (device.dnt, device.lmt).",
             ["reason"],
-            registry=registry,
+            registry,
         )
-        self.match_sources = Counter(
+        self.match_sources = CounterArray(
             "personabid_match_sources",
             "Decided requests by what their user vector blended: profile, segments, context, joined by '+' "
             "(none: nothing usable).",
             ["sources"],
-            registry=registry,
+            registry,
         )
         self.profiles_users = Gauge(
             "personabid_profiles_users",
@@ -278,17 +283,15 @@ class Metrics:
         self.funnel_spend.labels(arm=NO_ARM)
         self.conversion_value.labels(arm=NO_ARM)
         for name in (*REQUEST_FILTERS, *IMPRESSION_FILTERS):
-            self.filtered.labels(filter=name)
-        self._stage_children = {stage: self.stage_latency.labels(stage=stage) for stage in STAGES}
+            self.filtered.touch((name,))
+        for stage in STAGES:
+            self.stage_latency.touch((stage,))
+        self.candidates.touch(())
+        self.bid_price.touch(())
 
     def observe_decision(self, method: str, decision: Decision, seconds: float) -> None:
-        for stage, spent in decision.stages.items():
-            self._stage_children[stage].observe(spent)
-        for name, removed in decision.removed.items():
-            self.filtered.labels(filter=name).inc(removed)
-        self.candidates.observe(decision.candidates)
-        for bid in decision.bids:
-            self.bid_price.observe(bid.price)
+        with self._lock:
+            self._observe_path(method, decision, seconds)
         if decision.bids:
             self._count("bid", decision.arms, len(decision.bids))
         for arm in decision.arms:
@@ -296,24 +299,36 @@ class Metrics:
             if self._assignment_label(arm) == OTHER:
                 experiment = name = OTHER
             self.assignments.labels(experiment=experiment, arm=name).inc()
+
+    def _observe_path(self, method: str, decision: Decision, seconds: float) -> None:
+        stage_latency = self.stage_latency
+        for stage, spent in decision.stages.items():
+            stage_latency.observe((stage,), spent)
+        for name, removed in decision.removed.items():
+            self.filtered.inc((name,), removed)
+        self.candidates.observe((), decision.candidates)
+        for bid in decision.bids:
+            self.bid_price.observe((), bid.price)
         if decision.bids:
-            self.requests.labels(method=method, outcome="bid", nbr="").inc()
+            self.requests.inc((method, "bid", ""))
         else:
-            self.requests.labels(method=method, outcome="nobid", nbr=str(int(decision.nbr or 0))).inc()
-        self.latency.labels(method=method).observe(seconds)
-        self.profile_lookups.labels(outcome=decision.profile_outcome).inc()
+            self.requests.inc((method, "nobid", str(int(decision.nbr or 0))))
+        self.latency.observe((method,), seconds)
+        self.profile_lookups.inc((decision.profile_outcome,))
         if decision.restriction:
-            self.context_only.labels(reason=decision.restriction).inc()
-        self.match_sources.labels(sources="+".join(decision.sources) or "none").inc()
+            self.context_only.inc((decision.restriction,))
+        self.match_sources.inc(("+".join(decision.sources) or "none",))
 
     def observe_failure(self, method: str, outcome: str, nbr: int, seconds: float) -> None:
-        self.requests.labels(method=method, outcome=outcome, nbr=str(nbr)).inc()
-        self.latency.labels(method=method).observe(seconds)
+        with self._lock:
+            self.requests.inc((method, outcome, str(nbr)))
+            self.latency.observe((method,), seconds)
 
     def observe_undecodable(self, method: str) -> None:
         self.undecodable.labels(method=method).inc()
         if method in BID_METHODS:
-            self.requests.labels(method=method, outcome="invalid", nbr=str(int(NoBid.INVALID_REQUEST))).inc()
+            with self._lock:
+                self.requests.inc((method, "invalid", str(int(NoBid.INVALID_REQUEST))))
 
     def observe_capped(self, store: str) -> None:
         self.capped.labels(store=store).inc()

@@ -34,6 +34,8 @@ SEED_FLOORS = ((0.1,), (1.0,), (2.0,), (5.0,), (0.0, 2.0, 40.0), (1e9,))
 INSTRUMENTED = ("personabid.decision.pipeline", "personabid.wire", "tests.outcomes")
 UNINSTRUMENTED = (
     "personabid.decision.creatives",
+    "personabid.decision.eligibility",
+    "personabid.decision.match",
     "personabid.decision.pricing",
     "personabid.index.store",
     "personabid.spend.control",

@@ -7,6 +7,8 @@ import json
 from dataclasses import replace
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from personabid.bidrecord import VERSION, BidRecord, click_line
 
@@ -83,3 +85,28 @@ def test_click_line_names_its_bid() -> None:
         "bid_id": "1-cmp-003717",
         "campaign": "cmp-003717",
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(max_size=20),
+    st.tuples(*(st.text(max_size=12) for _ in range(3))),
+    st.lists(st.text(max_size=12), max_size=5).map(tuple),
+    st.one_of(st.none(), st.floats(0, 1)),
+    st.one_of(st.none(), st.floats(0, 1e4)),
+    st.floats(0, 1, width=32),
+)
+def test_any_record_comes_back_from_the_store_equal(
+    user: str,
+    names: tuple[str, str, str],
+    tags: tuple[str, ...],
+    pctr: float | None,
+    price: float | None,
+    match: float,
+) -> None:
+    campaign, advertiser, arm = names
+    record = replace(
+        SERVED, user=user, campaign=campaign, advertiser=advertiser, tags=tags, pctr=pctr, price=price,
+        match=match, arms=(arm,) if arm else (), sources=("profile",),
+    )  # fmt: skip
+    assert BidRecord.from_json(record.to_json()) == record

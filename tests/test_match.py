@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from personabid.decision.match import match
+from personabid.decision.match import best_per_campaign, match
 
 
 def reference_match(
@@ -69,3 +71,21 @@ def test_k_larger_than_the_catalog_returns_every_campaign() -> None:
     personas = unit(rng, (7, 8))
     found_rows, _ = match(flat(personas), np.arange(7, dtype=np.int32), unit(rng, (1, 8)), 100)
     assert sorted(found_rows.tolist()) == list(range(7))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-1, 40), max_size=120),
+    st.integers(1, 15),
+)
+def test_each_campaign_is_kept_once_at_its_first_place(labels: list[int], campaigns: int) -> None:
+    persona_rows = (np.arange(41) % campaigns).astype(np.int32)
+    scores = np.sort(np.random.default_rng(len(labels)).random(len(labels)).astype(np.float32))[::-1]
+    expected_rows: list[int] = []
+    expected_scores: list[float] = []
+    for label, score in zip(labels, scores.tolist(), strict=True):
+        if label >= 0 and int(persona_rows[label]) not in expected_rows:
+            expected_rows.append(int(persona_rows[label]))
+            expected_scores.append(score)
+    rows, sims = best_per_campaign(persona_rows, np.array(labels, dtype=np.int64), scores.copy())
+    assert (rows.tolist(), sims.tolist()) == (expected_rows, expected_scores)

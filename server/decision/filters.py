@@ -7,6 +7,7 @@ each removed and stops when no candidate is left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,3 +133,24 @@ def creative_size(table: CampaignTable, rows: np.ndarray, size_code: int | None)
 def floor_reachable(table: CampaignTable, rows: np.ndarray, bidfloor: float) -> np.ndarray:
     """Campaigns whose maximum bid can reach the floor at all (pricing decides the rest)."""
     return table.max_bid[rows] >= bidfloor
+
+
+Mask = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def request_predicates(
+    table: CampaignTable, context: RequestContext, match_scale: float = 1.0
+) -> dict[str, Mask]:
+    """The request's filters, plainly, by their names in the chain (decision/eligibility.py CHAIN), each a
+    mask over (rows, scores): what the kernel is held to, step by step, in the tests and benchmarks."""
+    return {
+        "similarity": lambda r, s: s >= table.min_match[r] * np.float32(match_scale),
+        "schedule": lambda r, s: schedule(table, r, context.now),
+        "bcat": lambda r, s: blocked_category(table, r, context.blocked_categories),
+        "badv": lambda r, s: blocked_advertiser(table, r, context.blocked_domains),
+        "bapp": lambda r, s: blocked_app(table, r, context.blocked_apps),
+        "wlang": lambda r, s: language(table, r, context.languages),
+        "geo": lambda r, s: geo(table, r, context.country_code, context.region_code),
+        "site_category": lambda r, s: site_category(table, r, context.site_categories),
+        "device": lambda r, s: device(table, r, context.devicetype, context.os_code),
+    }

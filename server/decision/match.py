@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faiss
+import numba as nb
 import numpy as np
 
 
@@ -15,12 +16,34 @@ def match(
     that owns several personas appears once, with its best similarity.
     """
     scores, labels = index.search(user, k)
-    found = labels[0] >= 0
-    rows = persona_rows[labels[0][found]]
-    sims = scores[0][found]
-    if len(rows) == len(np.unique(rows)):
-        return rows, sims
-    # Results are sorted by similarity, so the first occurrence of a campaign is its best persona.
-    _, first = np.unique(rows, return_index=True)
-    first.sort()
-    return rows[first], sims[first]
+    return best_per_campaign(persona_rows, labels[0], scores[0])
+
+
+@nb.njit(cache=True)
+def best_per_campaign(
+    persona_rows: np.ndarray, labels: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The campaign rows of the found personas (label -1: none found) and their scores, each campaign once
+    at its first, best-scored, place: FAISS answers best first."""
+    found = 0
+    for label in labels:
+        if label >= 0:
+            found += 1
+    rows = np.empty(found, dtype=persona_rows.dtype)
+    sims = np.empty(found, dtype=scores.dtype)
+    m = 0
+    for i in range(labels.shape[0]):
+        if labels[i] < 0:
+            continue
+        row = persona_rows[labels[i]]
+        # k is about 100: a scan of the rows kept so far costs less than a set's hashing.
+        seen = False
+        for j in range(m):
+            if rows[j] == row:
+                seen = True
+                break
+        if not seen:
+            rows[m] = row
+            sims[m] = scores[i]
+            m += 1
+    return rows[:m], sims[:m]

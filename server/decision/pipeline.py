@@ -39,6 +39,7 @@ from personabid.decision.candidates import candidate_features
 from personabid.decision.creatives import fit
 from personabid.decision.currency import USD, Currencies
 from personabid.decision.deals import DealTerms, deal_terms
+from personabid.decision.eligibility import CHAIN, KERNEL_STEPS, eligible
 from personabid.decision.match import match
 from personabid.decision.pricing import BidStrategy, best, check_strategy
 from personabid.decision.reasons import PROGRESS, NoBid
@@ -53,20 +54,11 @@ from personabid.openrtb.validation import validate
 from personabid.profiles.store import Profile, ProfileStore, ProfileUnavailable
 from personabid.profiles.taxonomy import standard
 from personabid.spend.control import SpendControl
-from personabid.spend.store import MICROS_PER_CPM, StateUnavailable, StoreFull
+from personabid.spend.store import StateUnavailable, StoreFull
 
 STAGES = ("validate", "user_vector", "match", "filter", "score", "price")
-REQUEST_FILTERS = (
-    "similarity",
-    "schedule",
-    "bcat",
-    "badv",
-    "bapp",
-    "wlang",
-    "geo",
-    "site_category",
-    "device",
-)
+# The request's filter chain (decision/eligibility.py), then each impression's.
+REQUEST_FILTERS = tuple(step.name for step in CHAIN)
 IMPRESSION_FILTERS = ("creative", "deal", "floor")
 # Where the profile store's key comes from: the request's ids, all pseudonyms by the time they get here.
 PROFILE_IDS = {
@@ -268,53 +260,34 @@ class Decider:
                 NoBid.NO_ELIGIBLE_CAMPAIGN,
                 f"cattax={request.cattax}: bcat is not in IAB Content 1.0",
             )
-        if decision.sources == ("context",) and self.settings.context_match_scale != 1.0:
-            keep = scores >= table.min_match[rows] * np.float32(self.settings.context_match_scale)
-        else:
-            keep = filters.similarity_floor(table, rows, scores)
-        rows, scores = _narrow(decision, "similarity", keep, rows, scores)
-        if len(rows) == 0:
-            lap("filter")
-            # The user is known (nbr 8 is for a request that carries nothing usable); no campaign
-            # targets anyone like them.
-            return _no_bid(decision, NoBid.NO_ELIGIBLE_CAMPAIGN, "no persona is similar enough to the user")
-        for name, mask in (
-            ("schedule", lambda r: filters.schedule(table, r, context.now)),
-            ("bcat", lambda r: filters.blocked_category(table, r, context.blocked_categories)),
-            ("badv", lambda r: filters.blocked_advertiser(table, r, context.blocked_domains)),
-            ("bapp", lambda r: filters.blocked_app(table, r, context.blocked_apps)),
-            ("wlang", lambda r: filters.language(table, r, context.languages)),
-            ("geo", lambda r: filters.geo(table, r, context.country_code, context.region_code)),
-            ("site_category", lambda r: filters.site_category(table, r, context.site_categories)),
-            ("device", lambda r: filters.device(table, r, context.devicetype, context.os_code)),
-        ):
-            rows, scores = _narrow(decision, name, mask(rows), rows, scores)
-            if len(rows) == 0:
-                lap("filter")
-                return _no_bid(decision, NoBid.NO_ELIGIBLE_CAMPAIGN, f"every matched campaign failed {name}")
         # A test auction is not billed: no budget, cap or pacing applies, and nothing is reserved.
         spend_control = self.spend if request.test != 1 else None
         # A restricted user is not counted: no frequency cap reads or records their views.
         user_key = user_key_of(request) if restricted is None else ""
-        if spend_control is not None:
-            spend = spend_control
-            try:
-                for name, mask, reason in (
-                    ("budget", lambda r: spend.budget_left(table, r) > 0, NoBid.BUDGET_EXHAUSTED),
-                    (
-                        "frequency",
-                        lambda r: spend.under_cap(table, r, user_key),
-                        NoBid.FREQUENCY_CAPPED,
-                    ),
-                    ("pacing", lambda r: spend.paced_in(table, r), NoBid.PACED),
+        scale = self.settings.context_match_scale if decision.sources == ("context",) else 1.0
+        try:
+            budget_left = spend_control.budget_left(table, rows) if spend_control is not None else None
+            passed = eligible(table, rows, scores, context, scale, budget_left)
+            rows, scores = passed.rows, passed.scores
+            for step, count in zip(CHAIN[:KERNEL_STEPS], passed.removed, strict=True):
+                if count:
+                    decision.removed[step.name] = decision.removed.get(step.name, 0) + count
+            if len(rows) and spend_control is not None:
+                spend = spend_control
+                for step, mask in (
+                    (CHAIN[KERNEL_STEPS], lambda r: spend.under_cap(table, r, user_key)),
+                    (CHAIN[KERNEL_STEPS + 1], lambda r: spend.paced_in(table, r)),
                 ):
-                    rows, scores = _narrow(decision, name, mask(rows), rows, scores)
+                    rows, scores = _narrow(decision, step.name, mask(rows), rows, scores)
                     if len(rows) == 0:
                         lap("filter")
-                        return _no_bid(decision, reason, f"every eligible campaign failed {name}")
-            except StateUnavailable as exc:
-                lap("filter")
-                return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
+                        return _no_bid(decision, step.reason, step.detail)
+        except StateUnavailable as exc:
+            lap("filter")
+            return _no_bid(decision, NoBid.STATE_UNAVAILABLE, str(exc))
+        if passed.emptied is not None:
+            lap("filter")
+            return _no_bid(decision, passed.emptied.reason, passed.emptied.detail)
         lap("filter")
 
         context_tokens: dict[str, int | np.ndarray] = {
@@ -450,19 +423,17 @@ class Decider:
         pctr = self.snapshot.model.pctr(indices)
         lap("score")
 
-        prices = self._strategy.price(
-            table.base_bid[rows], table.max_bid[rows], pctr, self.snapshot.model.avg_ctr, floors
+        budget_left = spend.budget_left(table, rows) if spend is not None else None
+        prices, winner, short_of_budget = self._strategy.priced_pick(
+            table.base_bid,
+            table.max_bid,
+            rows,
+            pctr,
+            self.snapshot.model.avg_ctr,
+            floors,
+            terms.fixed(deals),
+            budget_left,
         )
-        # A fixed-price deal is bought at its floor, by any candidate whose bid reaches it.
-        prices = np.where(terms.fixed(deals) & (prices > 0), floors, prices)
-        short_of_budget = False
-        if spend is not None:
-            # A bid whose cost the campaign's remaining budget cannot cover is not made; when that leaves
-            # no bid at all, the reason is the budget, not the floor.
-            short = spend.budget_left(table, rows) < np.round(prices * MICROS_PER_CPM)
-            short_of_budget = bool(np.any(short & (prices > 0)))
-            prices[short] = 0.0
-        winner = best(prices, pctr)
         now, user_key, user_tags = user_context
         record: BidRecord | None = None
         while winner >= 0 and spend is not None:

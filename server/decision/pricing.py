@@ -25,6 +25,7 @@ import numba as nb
 import numpy as np
 
 from personabid.arrays import require
+from personabid.spend.store import MICROS_PER_CPM
 
 # Each strategy's parameters, all required; none takes any other.
 STRATEGIES: dict[str, tuple[str, ...]] = {"linear": (), "constant": (), "ortb": ("c", "lambda")}
@@ -65,6 +66,53 @@ def _settle(bids: np.ndarray, multiplier: float, max_bid: np.ndarray, floors: np
         # A bid must be positive and clear the floor; 0 marks a candidate that cannot bid.
         out[i] = bid if bid > 0.0 and bid >= floors[i] else 0.0
     return out
+
+
+# A strategy's code in the fused kernel (_priced_pick).
+_CODES = {"linear": 0, "constant": 1, "ortb": 2}
+
+
+@nb.njit(cache=True)
+def _priced_pick(
+    strategy: int,
+    c: float,
+    lam: float,
+    avg_ctr: float,
+    multiplier: float,
+    base_bid: np.ndarray,
+    max_bid: np.ndarray,
+    rows: np.ndarray,
+    pctr: np.ndarray,
+    floors: np.ndarray,
+    fixed: np.ndarray,
+    budget_left: np.ndarray,
+    check_budget: bool,
+) -> tuple[np.ndarray, int, bool]:
+    m = rows.shape[0]
+    prices = np.empty(m, dtype=np.float64)
+    winner = -1
+    short = False
+    for i in range(m):
+        r = rows[i]
+        if strategy == 0:
+            raw = base_bid[r] * pctr[i] / avg_ctr
+        elif strategy == 1:
+            raw = base_bid[r]
+        else:
+            raw = math.sqrt(c / lam * float(pctr[i]) * 1000.0 + c * c) - c
+        bid = min(raw * multiplier, max_bid[r])
+        price = bid if bid > 0.0 and bid >= floors[i] else 0.0
+        if fixed[i] and price > 0.0:
+            price = floors[i]  # a fixed-price deal is bought at its floor, by any bid that reaches it
+        if check_budget and price > 0.0 and budget_left[i] < np.rint(price * MICROS_PER_CPM):
+            short = True  # the campaign's remaining budget cannot cover the bid's cost: no bid
+            price = 0.0
+        prices[i] = price
+        if price > 0.0 and (
+            winner < 0 or price > prices[winner] or (price == prices[winner] and pctr[i] > pctr[winner])
+        ):
+            winner = i
+    return prices, winner, short
 
 
 def check_strategy(name: str, params: Mapping[str, float], multiplier: float = 1.0) -> None:
@@ -135,8 +183,44 @@ class BidStrategy:
             bids = _linear(base_bid, pctr, float(avg_ctr))
         return _settle(bids, float(self.multiplier), max_bid, floors)
 
+    def priced_pick(
+        self,
+        table_base_bid: np.ndarray,
+        table_max_bid: np.ndarray,
+        rows: np.ndarray,
+        pctr: np.ndarray,
+        avg_ctr: float,
+        floors: np.ndarray,
+        fixed: np.ndarray,
+        budget_left: np.ndarray | None,
+    ) -> tuple[np.ndarray, int, bool]:
+        """One pass over the candidates `rows`: each one's price (as `price`, then a fixed-price deal's
+        floor for a bid that reaches it, then 0 where the campaign's `budget_left`, int64 micros per
+        candidate, cannot cover it), the winner (as `best`: -1 for none) and whether a budget stopped some
+        bid. The campaign columns are the whole table's, read at `rows`; `floors` float64 and `fixed` bool
+        are per candidate; `budget_left` None: no budget applies (a test auction)."""
+        if self.name == "linear" and not 0.0 < avg_ctr < 1.0:
+            raise ValueError(f"avg_ctr={avg_ctr}: expected a mean CTR in (0, 1)")
+        params = dict(self.params)
+        return _priced_pick(
+            _CODES[self.name],
+            float(params.get("c", 0.0)),
+            float(params.get("lambda", 1.0)),
+            float(avg_ctr),
+            float(self.multiplier),
+            table_base_bid,
+            table_max_bid,
+            rows,
+            pctr,
+            floors,
+            fixed,
+            budget_left if budget_left is not None else _NO_BUDGET,
+            budget_left is not None,
+        )
+
 
 LINEAR = BidStrategy()
+_NO_BUDGET = np.zeros(0, dtype=np.int64)
 
 
 def price(

@@ -165,6 +165,9 @@ class MemoryStore:
         self._events: OrderedDict[str, float] = OrderedDict()
         # (user, campaign) -> (window, view times); least recently viewed first
         self._views: OrderedDict[tuple[str, str], tuple[float, deque[float]]] = OrderedDict()
+        # How many view histories each user has: most users a bid is considered for have none, and
+        # their caps are then answered without a lookup per campaign.
+        self._viewers: dict[str, int] = {}
         self._pacing: dict[str, float] = {}
         self._terms: OrderedDict[str, None] = OrderedDict()
         self._touched: dict[tuple[str, str], float] = {}
@@ -259,9 +262,11 @@ class MemoryStore:
                 if len(views) >= self.limits.max_frequency_keys:
                     # The least recently seen pair goes: its user may then see that campaign more often
                     # than its cap allows, which the count of evictions makes visible.
-                    views.popitem(last=False)
+                    (evicted, _), _ = views.popitem(last=False)
+                    self._forget_viewer(evicted)
                     self._on_capped("frequency")
                 entry = views[(user, campaign)] = (window, deque())
+                self._viewers[user] = self._viewers.get(user, 0) + 1
             else:
                 views.move_to_end((user, campaign))
                 entry = views[(user, campaign)] = (max(window, entry[0]), entry[1])
@@ -280,9 +285,19 @@ class MemoryStore:
             if seen and seen[-1] > now - window:
                 return
             del views[key]
+            self._forget_viewer(key[0])
+
+    def _forget_viewer(self, user: str) -> None:
+        left = self._viewers[user] - 1
+        if left:
+            self._viewers[user] = left
+        else:
+            del self._viewers[user]
 
     def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
         with self._lock:
+            if user not in self._viewers:
+                return [0] * len(campaigns)
             out = []
             for campaign, window in zip(campaigns, windows, strict=True):
                 entry = self._views.get((user, campaign))
