@@ -2,12 +2,14 @@
 
 Run: python benchmarks/check_results.py benchmarks/results/smoke/results.json
 
-Complete: every block of the plan ran (each catalog size over gRPC and HTTP, the sweep, the workers, the
-profile), every summary figure is there (the floors of both protocols, and the bidder's ratios to them),
-and the plots exist as PNG files. Sane: every run answered calls, latency
+Complete: every block of the plan ran (each catalog size over gRPC and HTTP, the sweep, the half-load
+pair, the workers, the bidder with Redis, the profile, the recall at each catalog size), every summary
+figure is there (the floors of both protocols, and the bidder's ratios to them), every target has its
+row, and the plots exist as PNG files. Sane: every run answered calls, latency
 percentiles are positive and in order (p50 <= p90 <= p99 <= p99.9 <= max), rates are shares in [0, 1],
-errors are rare, CPU per request is positive, ratios are positive. How fast anything was is not checked:
-on a shared machine that would fail for reasons that are not bugs. Exits 1 listing every problem.
+errors are rare, CPU per request is positive, ratios are positive, recalls are in [0, 1]. How fast
+anything was is not checked, and a target not met is not a problem (targets are goals): on a shared
+machine that would fail for reasons that are not bugs. Exits 1 listing every problem.
 """
 
 from __future__ import annotations
@@ -30,12 +32,27 @@ PROFILE_PARTS = (
     "score",
     "price",
     "respond",
+    "bid_log",
     "encode",
     "decode_json",
     "encode_json",
     "total",
     "total_http",
+    "servicer_call",
 )
+TARGET_FIELDS = (
+    "target",
+    "goal",
+    "bound",
+    "at_least",
+    "unit",
+    "today",
+    "today_text",
+    "now",
+    "met",
+    "in_plan",
+)
+RECALL_FIELDS = ("k", "queries", "recall", "index_type", "index_params", "persona_noise_recall")
 
 
 def problems(results: dict[str, Any], directory: Path) -> list[str]:
@@ -89,6 +106,12 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         for r in ("unary", "stream")
     }
     expected |= {("open-stream", s, plan["sweep_size"], "stream", "open") for s in ("echo", "bidder")}
+    expected |= {("half-load", s, plan["sweep_size"], "unary", "open") for s in ("echo", "bidder")}
+    expected |= {
+        ("redis", s, plan["sweep_size"], r, "closed")
+        for s in ("bidder", "bidder-redis")
+        for r in plan.get("redis_rpcs", ("unary", "stream"))
+    }
     seen = {(r["block"], r["service"], r["campaigns"], r["rpc"], r["mode"]) for r in runs}
     need(expected <= seen, f"runs missing: {sorted(expected - seen)}")
     for service in ("echo", "bidder"):
@@ -111,8 +134,22 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         f"summary.workers.speedup incomplete: {speedup}",
     )
     need(set(summary.get("sweep", {}).get("knee", {})) == {"echo", "bidder"}, "summary.sweep.knee missing")
-    goals = summary.get("goals", {})
-    need(goals.get("unary_throughput_ratio") is not None, "summary.goals incomplete")
+    for rpc in plan.get("redis_rpcs", ("unary", "stream")):
+        value = summary.get("redis", {}).get(rpc, {}).get("throughput_ratio")
+        need(value is not None and value > 0, f"summary.redis.{rpc}.throughput_ratio={value}")
+    value = summary.get("half_load", {}).get("p99_ratio")
+    need(value is not None and value > 0, f"summary.half_load.p99_ratio={value}")
+    recall = summary.get("recall", {})
+    for campaigns in plan["sizes"]:
+        measured = recall.get(str(campaigns), {})
+        need(
+            all(f in measured for f in RECALL_FIELDS),
+            f"summary.recall.{campaigns} incomplete: {sorted(measured)}",
+        )
+        for key in ("recall", "persona_noise_recall"):
+            value = measured.get(key)
+            need(value is not None and 0.0 <= value <= 1.0, f"summary.recall.{campaigns}.{key}={value}")
+    found.extend(target_problems(summary.get("targets")))
     profile = results.get("profile", {}).get("median_us", {})
     need(all((profile.get(p) or 0) > 0 for p in PROFILE_PARTS), f"profile incomplete: {profile}")
     for name in results.get("plots", []):
@@ -120,6 +157,38 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         need(path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE, f"plot {name} is not a PNG")
     need(len(results.get("plots", [])) >= 2, "plots missing")
     return found
+
+
+def target_problems(targets: Any) -> list[str]:
+    """Each target's row complete, and its figure sane for its unit; whether it is met is not judged."""
+    if not isinstance(targets, list) or not targets:
+        return ["summary.targets missing"]
+    found = []
+    for i, target in enumerate(targets):
+        where = f"summary.targets[{i}] ({target.get('target')})"
+        missing = [f for f in TARGET_FIELDS if f not in target]
+        if missing:
+            found.append(f"{where}: missing {missing}")
+            continue
+        now, unit = target["now"], target["unit"]
+        if now is None:
+            if target["in_plan"]:
+                found.append(f"{where}: not measured, though the plan measures it")
+            continue
+        if unit == "x" and not now > 0:
+            found.append(f"{where}: ratio {now} is not positive")
+        if unit == "recall" and not 0.0 <= now <= 1.0:
+            found.append(f"{where}: recall {now} is not in [0, 1]")
+        if not isinstance(target["met"], bool):
+            found.append(f"{where}: met={target['met']} is not a yes or no")
+        elif target["met"] != _meets(now, target["bound"], target["at_least"], target.get("absolute", False)):
+            found.append(f"{where}: met={target['met']} disagrees with {now} against {target['goal']}")
+    return found
+
+
+def _meets(now: float, bound: float, at_least: bool, absolute: bool) -> bool:
+    figure = abs(now) if absolute else now
+    return figure >= bound if at_least else figure <= bound
 
 
 def main(argv: list[str]) -> int:

@@ -43,6 +43,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--render", action="store_true", help="run nothing: print the markdown of --out's results.json"
     )
+    bench.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the bidder with py-spy during one more unary closed-loop run at the sweep size, and "
+        "write its top functions (py_spy_top.txt) into --out",
+    )
     bench.set_defaults(run=_bench)
 
 
@@ -57,7 +63,9 @@ def _bench(args: argparse.Namespace) -> int:
         results = markdown.load(args.out / RESULTS_FILE)
         # The summary is derived from the runs: derive it again, so that a newer summary reads old runs.
         plan = Plan(**results["plan"])
-        results["summary"] = summarize(results["runs"], plan, results["profile"], results["services"])
+        results["summary"] = summarize(
+            results["runs"], plan, results["profile"], results["services"], results.get("recall")
+        )
     else:
         plan = PLANS[args.plan]
         if args.sizes:
@@ -65,7 +73,7 @@ def _bench(args: argparse.Namespace) -> int:
             middle = sizes[len(sizes) // 2]
             plan = dataclasses.replace(plan, sizes=sizes, sweep_size=middle, workers_size=middle)
         args.out.mkdir(parents=True, exist_ok=True)
-        results = Suite(plan, args.out, args.worlds).run()
+        results = Suite(plan, args.out, args.worlds, py_spy=args.py_spy).run()
     sections = [markdown.e2e_section(results)]
     if args.micro is not None:
         sections.append(markdown.micro_section(markdown.load(args.micro)))

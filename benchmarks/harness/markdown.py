@@ -34,8 +34,31 @@ def _pct(value: float | None) -> str:
 FLOOR_LABELS = {"unary": "gRPC echo, unary", "stream": "gRPC echo, stream", "http": "HTTP echo, POST"}
 
 
+ENTRY_FRAMES = (
+    "process ",
+    "<module> ",
+    "_run_code ",
+    "_run_module_as_main ",
+    "main (server/cli.py)",
+    "_serve (server/cli.py)",
+    "run (asyncio/runners.py)",
+    "Runner.run ",
+    "BaseEventLoop.run_until_complete ",
+    "BaseEventLoop.run_forever ",
+)
+
+
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    """The targets' table: each beside its figure before the work on it and in this run."""
+    lines = ["| target | goal | today | now | |", "|---|---|---:|---:|---|"]
+    for t in targets:
+        verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "not met")
+        lines.append(_row(t["target"], t["goal"], t["today_text"], t["now_text"], verdict))
+    return lines
 
 
 def e2e_section(results: dict[str, Any]) -> str:
@@ -52,6 +75,18 @@ def e2e_section(results: dict[str, Any]) -> str:
         f"flight each; windows of {plan['duration']:g} s after {plan['warmup']:g} s of warm-up; medians of "
         f"{plan['repeats']} runs, bidder and echo alternating.",
         "",
+    ]
+    if s.get("targets"):
+        lines += [
+            "### Targets",
+            "",
+            "Goals to measure, not assertions. Today: the last full run before the work on them; now: this "
+            "run. Ratios are to the floor of the same protocol measured in the same run.",
+            "",
+            *targets_table(s["targets"]),
+            "",
+        ]
+    lines += [
         "### The floors: Python gRPC and HTTP echoes, same requests, same server setup",
         "",
         "gRPC: a grpc.aio server answering a fixed typical BidResponse (`personabid.bench.echo`). HTTP: "
@@ -166,55 +201,183 @@ def e2e_section(results: dict[str, Any]) -> str:
             f"- Open-loop stream, {name}: {_rate(o.get('throughput_rps'))}, p99 {_us(o.get('p99_us'))} us "
             f"(at {plan['open_stream_fraction']:.0%} of its closed-loop unary throughput)."
         )
-    c, g, prof = s["cost_per_request_us"], s["goals"], results["profile"]["median_us"]
+    half = s.get("half_load", {})
+    if half.get("offered_rps"):
+        lines.append(
+            f"- At half the bidder's closed-loop maximum, {_rate(half['offered_rps'])} offered to both: p99 "
+            f"bidder {_us(half['bidder'].get('p99_us'))} us, echo {_us(half['echo'].get('p99_us'))} us "
+            f"({_x(half.get('p99_ratio'))})."
+        )
+    lines += _redis_lines(s.get("redis", {}), plan)
+    lines += _recall_lines(s.get("recall", {}))
+    c, profile = s["cost_per_request_us"], results["profile"]
+    prof, means = profile["median_us"], profile.get("mean_us", {})
     lines += [
         "",
         f"### Where a request's time goes ({c['campaigns']:,} campaigns)",
         "",
-        f"Server CPU per unary request: bidder {_us(c['server_cpu_bidder'])} us, "
-        f"echo {_us(c['server_cpu_echo'])} us. "
-        f"In process, outside gRPC and HTTP (medians of {results['profile']['requests']} requests, "
-        f"{results['profile']['index_type']} index; `total` is the gRPC door's path, `total_http` the HTTP "
-        "door's, with `decode_json` in place of `decode` and `to_auction`, `encode_json` in place of "
-        "`to_response` and `encode`):",
+        f"In process, outside gRPC and HTTP ({profile['requests']} requests, {profile['index_type']} index, "
+        f"profiles {profile.get('profile_store', 'none')}; `total` is the gRPC door's path, `total_http` the "
+        "HTTP door's, with `decode_json` in place of `decode` and `to_auction`, `encode_json` in place of "
+        "`to_response` and `encode`; `servicer_call` is the real servicer's call over the same path on an "
+        "event loop, `servicer_other` what it adds to `total`):",
         "",
-        "| part | median |",
-        "|---|---:|",
+        "| part | median | mean |",
+        "|---|---:|---:|",
     ]
-    lines += [f"| {part} | {value:.1f} us |" for part, value in prof.items()]
+    for part, value in prof.items():
+        lines.append(_row(part, f"{value:.1f} us", f"{means[part]:.1f} us" if part in means else "-"))
+    if "servicer_other" in means and "servicer_other" not in prof:
+        lines.append(_row("servicer_other", "-", f"{means['servicer_other']:.1f} us"))
     idle = ", ".join(f"{int(k):,} campaigns {_us(v)} ms/s" for k, v in s["idle_cpu_ms_per_s"].items())
     lines += [
         "",
-        f"So a request's {_us(c['server_cpu_bidder'])} us of server CPU is: gRPC and asyncio as the echo "
-        f"pays them, {_us(c['server_cpu_echo'])} us; the path above, {_us(c['in_process_path'])} us; the "
-        f"bidder's background work shared out per request, {_us(c['background'])} us (with no load at all, "
-        f"once started, it takes {idle}: each second the spend refresh reads the campaigns whose spend "
-        "moved, and each pacing interval the controller steps every budgeted campaign); and "
-        f"{_us(c['residual'])} us not accounted for in isolation (the server's caches and cores shared with "
-        "the load processes, and GIL hand-offs between the event loop and the background threads). "
-        "Top functions: `profile.txt` in the results directory.",
+        "A unary request's server CPU (a mean: CPU time over the window's requests), part by part (means); "
+        "the echo's CPU per request grows as its rate falls (fewer completions per event-loop wakeup), so "
+        "the accounting that counts is at one offered rate for both, half the bidder's maximum "
+        f"({_us(c.get('same_rate', {}).get('offered_rps'))}/s); the closed loop's, each at its own maximum, "
+        "is beside:",
         "",
+        "| | gRPC, same rate | gRPC, closed loop | HTTP, closed loop |",
+        "|---|---:|---:|---:|",
     ]
     h = c.get("http", {})
-    if h.get("server_cpu_bidder") is not None:
-        lines += [
-            f"Over HTTP, a request's {_us(h['server_cpu_bidder'])} us is: HTTP (uvicorn) and asyncio as the "
-            f"HTTP echo pays them, {_us(h['server_cpu_echo'])} us; the path above with the door's JSON "
-            f"decoding and encoding in place of the gRPC copies and protobuf (`total_http`), "
-            f"{_us(h['in_process_path'])} us; background work, {_us(h['background'])} us; and "
-            f"{_us(h['residual'])} us not accounted for in isolation.",
-            "",
-        ]
+    same = c.get("same_rate", {})
+    for label, key in (
+        ("server CPU per request, bidder", "server_cpu_bidder"),
+        (
+            "- the floor: its echo's server CPU per request (the transport, asyncio, decode and encode)",
+            "server_cpu_echo",
+        ),
+        ("- the bidder's own path in process, beyond what the echo does", "in_process_path"),
+        ("- background work (spend refresh, pacing) shared out per request", "background"),
+    ):
+        lines.append(_row(label, *(f"{_us(source.get(key))} us" for source in (same, c, h))))
+    lines.append(
+        _row(
+            "- the same path's cache misses (the core's L1 and L2 emptied before each call)",
+            f"{_us(same.get('cache_misses'))} us",
+            "-",
+            "-",
+        )
+    )
     lines += [
-        f"Goals at {g['campaigns']:,} campaigns: unary throughput {_x(g['unary_throughput_ratio'])} the echo "
-        f"floor (goal 0.80x: {'met' if g['unary_goal_met'] else 'not met'}); streaming throughput "
-        f"{_x(g['stream_throughput_over_unary_floor'])} the unary echo floor (goal above 1x: "
-        f"{'met' if g['stream_goal_met'] else 'not met'}).",
+        _row(
+            "**= unaccounted** (server CPU - echo CPU - parts)",
+            f"**{_us(same.get('residual', c.get('unaccounted')))} us**",
+            f"**{_us(c.get('residual'))} us**",
+            f"**{_us(h.get('residual'))} us**",
+        ),
         "",
+        "The bidder's own path is the servicer's call in process less the decoding and encoding the echo "
+        "does too (over HTTP: `total_http` less the JSON decoding and encoding). With no load at all, once "
+        f"started, the bidder takes {idle} (each second the spend refresh reads the campaigns whose spend "
+        "moved, and each pacing interval the controller steps every budgeted campaign). What stays "
+        "unaccounted is what the path in isolation does not see: the server's caches and cores shared with "
+        "the load processes, and GIL hand-offs between the event loop and gRPC's poller thread. Top "
+        "functions in process: `profile.txt` in the results directory.",
+        "",
+    ]
+    spy = results.get("py_spy")
+    if spy:
+        lines += [
+            f"Sampled under load (py-spy, {spy['seconds']:g} s of a unary closed loop at "
+            f"{spy['campaigns']:,} campaigns, {spy['samples']:,} samples of running threads, "
+            f"{_us(spy['server_cpu_us_per_request'])} us of server CPU per request; `py_spy_top.txt`), the "
+            "functions that take most, on the stack (inclusive) and innermost (self):",
+            "",
+            "| function | inclusive | us/req | self | us/req |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        own = {row["function"]: row for row in spy["top_self"]}
+        # The frames every sample of the event loop has (the process, the entry point, the loop's own
+        # run methods) say nothing of where the time goes: left out of the table, kept in the file.
+        telling = [row for row in spy["top_inclusive"] if not row["function"].startswith(ENTRY_FRAMES)]
+        for row in telling[:20]:
+            mine = own.get(row["function"], {})
+            lines.append(
+                _row(
+                    f"`{row['function']}`",
+                    _pct(row["share"]),
+                    _us(row["us_per_request"]),
+                    _pct(mine.get("share")),
+                    _us(mine.get("us_per_request")),
+                )
+            )
+        lines.append("")
+    lines += [
         "Plots: `latency_cdf.png`, `p99_vs_offered_load.png` in the results directory.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _redis_lines(redis: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+    if not redis or not redis.get("unary", {}).get("redis"):
+        return []  # results from before the Redis block
+    lines = [
+        "",
+        f"### Spend state in Redis ({plan['sweep_size']:,} campaigns, one worker, closed loop)",
+        "",
+        "The bidder with `--redis-url` (a redis-server on 127.0.0.1, no persistence) against the bidder "
+        "with its spend state in process, alternating; the Redis server's own CPU is beside, not in the "
+        "bidder's.",
+        "",
+        "| rpc | in process | with Redis | ratio | p99, in process | p99, Redis "
+        "| server CPU/req, in process | with Redis | redis-server CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rpc, r in redis.items():
+        memory, shared = r["in_process"], r["redis"]
+        lines.append(
+            _row(
+                rpc,
+                _rate(memory.get("throughput_rps")),
+                _rate(shared.get("throughput_rps")),
+                _x(r.get("throughput_ratio")),
+                f"{_us(memory.get('p99_us'))} us",
+                f"{_us(shared.get('p99_us'))} us",
+                f"{_us(memory.get('server_cpu_us_per_request'))} us",
+                f"{_us(shared.get('server_cpu_us_per_request'))} us",
+                f"{_us(r.get('redis_server_cpu_us_per_request'))} us",
+            )
+        )
+    return lines
+
+
+def _recall_lines(recall: dict[str, Any]) -> list[str]:
+    if not recall:
+        return []
+    lines = [
+        "",
+        "### Recall of the match on user-like queries",
+        "",
+        "Queries as an exchange sends them for the world's demo people (their synced id, the page, the "
+        "device, the country), made into user vectors by the server's own Decider (profile, segments, "
+        "context, blended); searched in the world's index at its serving parameters, against exact search "
+        "over the index's vectors. Beside: the load's requests (users with their tags, no profile), and "
+        "the build's own measurement on personas plus noise.",
+        "",
+        "| campaigns | index | parameters | queries | profiles found | recall@k, user-like | load requests "
+        "| personas plus noise | target |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for campaigns, r in sorted(recall.items(), key=lambda item: int(item[0])):
+        params = ", ".join(f"{k} {v}" for k, v in r["index_params"].items()) or "-"
+        lines.append(
+            _row(
+                f"{int(campaigns):,}",
+                r["index_type"],
+                params,
+                r["queries"],
+                _pct(r.get("profiles_found")),
+                f"{r['recall']:.4f}" if r.get("recall") is not None else "-",
+                f"{r['load_requests_recall']:.4f}" if r.get("load_requests_recall") is not None else "-",
+                f"{r['persona_noise_recall']:.4f}",
+                f"{r['target']:.2f}",
+            )
+        )
+    return lines
 
 
 def micro_section(micro: dict[str, Any]) -> str:

@@ -9,9 +9,14 @@ Blocks, one after the other, each with its servers started for it and stopped af
    are paused). The echo figures of the block are the floor its bidder figures are divided by: the gRPC
    echo's for gRPC, the HTTP echo's (uvicorn on a grpc.aio server's loop, as the door) for HTTP.
 2. At the sweep size: an open-loop sweep of offered load, unary, from a tenth of each service's closed-loop
-   throughput to past it (the latency-versus-throughput curve), and an open-loop stream.
+   throughput to past it (the latency-versus-throughput curve); the bidder and the echo at one offered
+   rate, half the bidder's own closed-loop maximum (its tail against the echo's at the same rate); and an
+   open-loop stream.
 3. At the workers size: the same closed loops with N workers for both services, against 1 (block 1).
-4. A profile of one request, in process (profile.py).
+4. At the sweep size: the bidder with its spend state in a real Redis (`--redis-url`, a redis-server
+   started here) against the bidder with it in process, closed loops, alternating.
+5. A profile of one request, in process (profile.py), and the recall of the match on user-like queries
+   at each catalog size (recall.py). With --py-spy, a sample of the bidder under load (pyspy.py).
 
 Every load run is bounded in time (warm-up + window + a deadline per call) and in count.
 """
@@ -23,6 +28,8 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
+import statistics
 import tempfile
 import threading
 import time
@@ -35,7 +42,7 @@ from personabid.bench.clients import LoadClients
 from personabid.bench.echo import SERVICE_NAME as ECHO_SERVICE
 from personabid.bench.load import LoadSpec
 from personabid.bench.machine import machine_info
-from personabid.bench.processes import free_port
+from personabid.bench.processes import RedisProcess, free_port
 from personabid.bench.services import (
     Service,
     bidder_command,
@@ -43,6 +50,7 @@ from personabid.bench.services import (
     http_echo_command,
     process_cpu_seconds,
 )
+from personabid.bench.targets import targets
 from personabid.bench.worlds import ensure_world
 from personabid.httpdoor import BID_PATH
 
@@ -60,6 +68,9 @@ CATALOG_LOADS = (
     ("http", "open"),
 )
 HTTP_ECHO = "http-echo"  # the runs' service name of the HTTP echo ("echo" is the gRPC one)
+REDIS_BIDDER = "bidder-redis"  # the runs' service name of the bidder with its spend state in Redis
+REDIS_SERVER = "/usr/bin/redis-server"  # where Debian's package puts it (else found on PATH)
+PY_SPY_SECONDS = 5.0  # --py-spy: how long the bidder is sampled
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,8 @@ class Plan:
     channels: int = 4  # connections per load process
     idle_seconds: float = 2.0  # a ready service settles this long, then its idle CPU is measured as long
     profile_requests: int = 3000
+    recall_queries: int = 1000  # user-like queries of the recall measurement, at each catalog size
+    redis_rpcs: tuple[str, ...] = ("unary", "stream")  # the Redis block's closed loops
     ready_timeout: float = 600.0  # a million-campaign HNSW index takes a while to load and warm
 
 
@@ -103,22 +116,26 @@ SMOKE = Plan(
     sweep_fractions=(0.25, 0.75, 1.25),
     workers_size=10_000,
     workers=2,
-    warmup=0.5,
-    duration=1.5,
+    warmup=0.4,
+    duration=1.2,
     repeats=1,
     fixed_rate=500.0,
-    idle_seconds=0.5,
+    idle_seconds=0.25,
     profile_requests=300,
+    recall_queries=300,
+    redis_rpcs=("unary",),
     ready_timeout=120.0,
 )
 PLANS = {"full": FULL, "smoke": SMOKE}
 
 
 class Suite:
-    def __init__(self, plan: Plan, out: Path, worlds: Path) -> None:
+    def __init__(self, plan: Plan, out: Path, worlds: Path, py_spy: bool = False) -> None:
         self.plan = plan
         self.out = out
         self.worlds = worlds
+        self.py_spy = py_spy
+        self.py_spy_result: dict[str, Any] | None = None
         self.runs: list[dict[str, Any]] = []
         self.services: dict[str, dict[str, Any]] = {}
         self._scratch = Path(tempfile.mkdtemp(prefix="personabid-bench-"))
@@ -148,12 +165,14 @@ class Suite:
         log.info("%s ready at %s (idle CPU %.1f ms/s)", name, service.addr, idle * 1000)
         return service
 
-    def _bidder(self, campaigns: int, workers: int, block: str = "") -> Service:
+    def _bidder(self, campaigns: int, workers: int, block: str = "", redis_url: str = "") -> Service:
         name = f"bidder-{campaigns}-w{workers}{block}"
         world = ensure_world(self.worlds, campaigns)
         scratch = self._scratch / name
         scratch.mkdir(exist_ok=True)
-        command = bidder_command(world, free_port(), workers, scratch, http_port=free_port())
+        command = bidder_command(
+            world, free_port(), workers, scratch, http_port=free_port(), redis_url=redis_url
+        )
         return self._start(name, command, workers)
 
     def _echo(self, workers: int, label: str) -> Service:
@@ -171,7 +190,10 @@ class Suite:
         others: list[Service],
         spec: LoadSpec,
         meta: dict[str, Any],
+        beside: tuple[int, ...] = (),
     ) -> dict[str, Any]:
+        """One load run of `service` (the `others` paused); `beside` are processes it works with (a
+        Redis server), whose CPU in the window is recorded apart from the service's."""
         for other in others:
             other.pause()
         service.resume()
@@ -181,12 +203,17 @@ class Suite:
             raise ValueError(f"{service.name} has no address for {spec.service}")
         start = clients.start_time()
         window = (start + spec.warmup, start + spec.warmup + spec.duration)
-        sampler = _CpuSampler(service, *window)
+        sampler = _CpuSampler(service, *window, beside=beside)
         sampler.start()
         results = clients.run(dataclasses.replace(spec, target=target), start)
         sampler.join()
         record = report.run_record(results, sampler.cpu_seconds, meta)
         record["worker_cpu_share"] = sampler.shares
+        if beside:
+            completed = record["completed"]
+            record["beside_cpu_us_per_request"] = (
+                round(sampler.beside_seconds / completed * 1e6, 1) if completed else None
+            )
         self.runs.append(record)
         latency = record["latency"]
         log.info(
@@ -267,6 +294,36 @@ class Suite:
                         # HTTP/1.1 calls are unary: the spec's rpc; the URL path says HTTP.
                         spec = self._spec(target, "unary" if rpc == "http" else rpc, mode, offered)
                         self.measure(clients, service, other, spec, meta)
+            if self.py_spy and campaigns == self.plan.sweep_size:
+                self._sample_bidder(clients, bidder, [echo, http_echo], campaigns)
+
+    def _sample_bidder(
+        self, clients: LoadClients, bidder: Service, others: list[Service], campaigns: int
+    ) -> None:
+        """One more unary closed-loop run of the bidder, sampled by py-spy; kept out of the figures (its
+        block is "py-spy"): py-spy takes CPU from the same cores."""
+        from personabid.bench import pyspy
+
+        raw = self.out / "py_spy_raw.txt"
+        seconds = min(PY_SPY_SECONDS, self.plan.duration)
+        spec = dataclasses.replace(self._spec(BIDDER_SERVICE, "unary", "closed"), duration=seconds + 1.0)
+        recording = pyspy.Recording(bidder.process.pid, seconds, raw, self.out / "logs" / "py-spy.log")
+        try:
+            meta = {"block": "py-spy", "service": "bidder", "campaigns": campaigns, "workers": 1}
+            record = self.measure(clients, bidder, others, spec, {**meta, "rpc": "unary", "mode": "closed"})
+        finally:
+            written = recording.wait(spec.warmup + spec.duration + 30.0)
+        if not written:
+            log.warning("py-spy wrote no samples: see %s", self.out / "logs" / "py-spy.log")
+            return
+        folded = pyspy.fold(raw.read_text(), record["server_cpu_us_per_request"])
+        (self.out / "py_spy_top.txt").write_text(pyspy.summary_text(folded))
+        self.py_spy_result = {
+            "campaigns": campaigns,
+            "seconds": seconds,
+            "server_cpu_us_per_request": record["server_cpu_us_per_request"],
+            **folded,
+        }
 
     def sweep_block(self, clients: LoadClients) -> None:
         """Offered load from low to past saturation, unary, open loop; then an open-loop stream."""
@@ -302,6 +359,24 @@ class Suite:
                         "offered_fraction": fraction,
                     }
                     self.measure(clients, service, other, self._spec(full_name, "unary", "open", rate), meta)
+            # Both at one rate, half the bidder's own maximum: its tail against the echo's at the same
+            # offered load (block 1's open loop is capped at the plan's fixed rate, so it may be lower).
+            half = round(FIXED_RATE_SHARE * capacity["bidder"], 1)
+            for repeat in range(self.plan.repeats):
+                for name, (service, full_name) in pair.items():
+                    other = [s for s, _ in pair.values() if s is not service]
+                    meta = {
+                        "block": "half-load",
+                        "service": name,
+                        "campaigns": campaigns,
+                        "workers": 1,
+                        "rpc": "unary",
+                        "mode": "open",
+                        "offered_rps": half,
+                        "offered_fraction": FIXED_RATE_SHARE,
+                        "repeat": repeat,
+                    }
+                    self.measure(clients, service, other, self._spec(full_name, "unary", "open", half), meta)
             for name, (service, full_name) in pair.items():
                 rate = round(self.plan.open_stream_fraction * capacity[name], 1)
                 other = [s for s, _ in pair.values() if s is not service]
@@ -337,12 +412,51 @@ class Suite:
                         }
                         self.measure(clients, service, other, self._spec(full_name, rpc, "closed"), meta)
 
+    def redis_block(self, clients: LoadClients, redis_server: str) -> None:
+        """The bidder with its spend state in a real Redis against the bidder with it in process, closed
+        loops (unary, stream), alternating; the Redis server's CPU is recorded beside."""
+        campaigns = self.plan.sweep_size
+        clients.prepare(ensure_world(self.worlds, campaigns))
+        directory = self._scratch / "redis"
+        directory.mkdir(exist_ok=True)
+        redis = RedisProcess(redis_server, directory).start()
+        try:
+            with (
+                self._bidder(campaigns, 1, "-memory") as memory,
+                self._bidder(campaigns, 1, "-redis", redis_url=redis.url) as shared,
+            ):
+                assert redis.process is not None
+                pair = {"bidder": memory, REDIS_BIDDER: shared}
+                for repeat in range(self.plan.repeats):
+                    for rpc in self.plan.redis_rpcs:
+                        for name, service in pair.items():
+                            other = [s for s in pair.values() if s is not service]
+                            meta = {
+                                "block": "redis",
+                                "service": name,
+                                "campaigns": campaigns,
+                                "workers": 1,
+                                "rpc": rpc,
+                                "mode": "closed",
+                                "repeat": repeat,
+                            }
+                            spec = self._spec(BIDDER_SERVICE, rpc, "closed")
+                            self.measure(clients, service, other, spec, meta, beside=(redis.process.pid,))
+        finally:
+            redis.stop()
+
     # -- the whole suite -----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         from personabid.bench.plots import write_plots
         from personabid.bench.profile import profile_requests
+        from personabid.bench.recall import user_recall
 
+        redis_server = _redis_server()  # before anything runs: a missing one fails at once
+        if self.py_spy:
+            from personabid.bench.pyspy import py_spy_binary
+
+            py_spy_binary()
         started = time.perf_counter()
         began = dt.datetime.now(dt.UTC)
         machine = {**machine_info(), "loadavg_start": os.getloadavg()}
@@ -353,11 +467,17 @@ class Suite:
                 self.catalog_block(clients, campaigns)
             self.sweep_block(clients)
             self.workers_block(clients)
+            self.redis_block(clients, redis_server)
         log.info("profiling one request at %d campaigns", self.plan.sweep_size)
         profile = profile_requests(
             ensure_world(self.worlds, self.plan.sweep_size), self.plan.profile_requests
         )
         (self.out / "profile.txt").write_text(profile.pop("cprofile"))
+        recall = {}
+        for campaigns in self.plan.sizes:
+            log.info("recall of the match on user-like queries at %d campaigns", campaigns)
+            world = ensure_world(self.worlds, campaigns)
+            recall[str(campaigns)] = user_recall(world, queries=self.plan.recall_queries)
         machine["loadavg_end"] = os.getloadavg()
         results = {
             "format_version": FORMAT_VERSION,
@@ -366,8 +486,10 @@ class Suite:
             "seconds": round(time.perf_counter() - started, 1),
             "machine": machine,
             "services": self.services,
-            "summary": summarize(self.runs, self.plan, profile, self.services),
+            "summary": summarize(self.runs, self.plan, profile, self.services, recall),
             "profile": profile,
+            "recall": recall,
+            "py_spy": self.py_spy_result,
             "runs": self.runs,
         }
         results["plots"] = write_plots(results, self.out)
@@ -378,10 +500,15 @@ class Suite:
 
 
 def summarize(
-    runs: list[dict[str, Any]], plan: Plan, profile: dict[str, Any], services: dict[str, dict[str, Any]]
+    runs: list[dict[str, Any]],
+    plan: Plan,
+    profile: dict[str, Any],
+    services: dict[str, dict[str, Any]],
+    recall: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The figures a reader wants: the floors, the bidder against them, workers, the sweep, the goals, and
-    what a request's server CPU is made of."""
+    """The figures a reader wants: the floors, the bidder against them, workers, the sweep, the bidder
+    with Redis, the recall on user-like queries, what a request's server CPU is made of, and the targets
+    beside their figures before this version."""
     select, medians = report.select, report.medians
     floor = {
         rpc: medians(select(runs, block="catalog", service=_floor_of(rpc), rpc=rpc, mode="closed"))
@@ -425,14 +552,19 @@ def summarize(
         name: medians(select(runs, block="open-stream", service=name)) for name in ("echo", "bidder")
     }
     at_goal = bidder.get(str(plan.sweep_size), {})
-    unary_ratio = at_goal.get("unary_closed", {}).get("throughput_ratio")
-    stream_vs_unary_floor = report.ratio(
-        at_goal.get("stream_closed", {}).get("throughput_rps"),
-        at_goal.get("unary_closed", {}).get("floor_throughput_rps"),
-    )
     echo_cpu = floor["unary"].get("server_cpu_us_per_request")
     bidder_cpu = at_goal.get("unary_closed", {}).get("server_cpu_us_per_request")
-    in_process = profile["median_us"]["total"]
+    # The server's CPU per request is a mean: so are the parts it is accounted with (results from before
+    # the means were kept read the medians).
+    mean = profile.get("mean_us") or profile["median_us"]
+    # The bidder's own work per call beyond what the echo does too: the echo also decodes the request and
+    # encodes a response (gRPC does both for it), so those are the echo's part, not the path's.
+    own = mean.get("servicer_call_cpu", mean.get("servicer_call", mean["total"]))
+    in_process = round(own - mean.get("decode", 0.0) - mean.get("encode", 0.0), 1)
+    # What the same calls cost more with the core's private caches emptied before each: an estimate of
+    # the cache misses the server pays running the path between gRPC's work (None in older results).
+    cold = mean.get("servicer_call_cpu_cold")
+    cache = round(max(0.0, cold - own), 1) if cold is not None else None
     # With no load at all the bidder still works (the spend refresh over every campaign, each second):
     # its share per request at the closed loop's rate.
     idle = services.get(f"bidder-{plan.sweep_size}-w1", {}).get("idle_cpu_ms_per_s")
@@ -440,24 +572,58 @@ def summarize(
     background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
     parts = (bidder_cpu, echo_cpu, in_process, background)
     residual = round(parts[0] - sum(parts[1:]), 1) if all(v is not None for v in parts) else None
-    # The same over HTTP: the HTTP echo's floor, and the path with the door's JSON parts.
+    # The same over HTTP: the HTTP echo's floor (it decodes and encodes JSON too), and the door's path.
     http = at_goal.get("http_closed", {})
     http_rate = http.get("throughput_rps")
+    # The HTTP door's path in CPU time: the gRPC path's, its own parts exchanged for the door's.
+    grpc_own = sum(mean.get(part, 0.0) for part in ("decode", "to_auction", "to_response", "encode"))
+    http_own = (
+        mean["total_cpu"] - grpc_own + mean.get("decode_json", 0.0) + mean.get("encode_json", 0.0)
+        if "total_cpu" in mean
+        else mean.get("total_http")
+    )
     http_parts = (
         http.get("server_cpu_us_per_request"),
         http.get("floor_server_cpu_us_per_request"),
-        profile["median_us"].get("total_http"),
+        round(http_own - mean.get("decode_json", 0.0) - mean.get("encode_json", 0.0), 1)
+        if http_own is not None
+        else None,
         round(idle * 1000 / http_rate, 1) if idle is not None and http_rate else None,
     )
     http_residual = (
         round(http_parts[0] - sum(http_parts[1:]), 1) if all(v is not None for v in http_parts) else None
     )
-    return {
+    redis = _redis_summary(runs)
+    half = {name: medians(select(runs, block="half-load", service=name)) for name in ("echo", "bidder")}
+    half_load = {
+        **half,
+        "offered_rps": half["bidder"].get("offered_rps"),
+        "p99_ratio": report.ratio(half["bidder"].get("p99_us"), half["echo"].get("p99_us")),
+    }
+    # The floor's CPU per request depends on the rate: at its own maximum the echo's event loop serves many
+    # completions per wakeup, at the bidder's lower rate fewer, so each costs more. Accounted at one offered
+    # rate for both (the half-load pair), the transport's part is the same regime on both sides.
+    keys = ("server_cpu_bidder", "server_cpu_echo", "in_process_path", "background", "residual")
+    same_rate = half["bidder"].get("throughput_rps")
+    same_parts = (
+        half["bidder"].get("server_cpu_us_per_request"),
+        half["echo"].get("server_cpu_us_per_request"),
+        in_process,
+        round(idle * 1000 / same_rate, 1) if idle is not None and same_rate else None,
+    )
+    known = [v for v in same_parts if v is not None]
+    same_residual = (
+        round(known[0] - sum(known[1:]) - (cache or 0.0), 1) if len(known) == len(same_parts) else None
+    )
+    summary: dict[str, Any] = {
         "floor": floor,
         "bidder": bidder,
         "workers": {"by_count": workers, "speedup": speedup},
         "sweep": {"curves": sweep, "knee": {name: report.knee(points) for name, points in sweep.items()}},
         "open_stream": open_stream,
+        "half_load": half_load,
+        "redis": redis,
+        "recall": recall or {},
         "cost_per_request_us": {
             "campaigns": plan.sweep_size,
             "server_cpu_bidder": bidder_cpu,
@@ -465,9 +631,17 @@ def summarize(
             "in_process_path": in_process,
             "background": background,
             "residual": residual,
+            # server CPU - echo CPU at the same offered rate - the path in process - background; the
+            # closed loop's residual where the half-load pair is missing
+            "unaccounted": same_residual if same_residual is not None else residual,
+            "same_rate": {
+                **dict(zip(keys, (*same_parts, same_residual), strict=True)),
+                "cache_misses": cache,
+                "offered_rps": half["bidder"].get("offered_rps"),
+            },
             "http": dict(
                 zip(
-                    ("server_cpu_bidder", "server_cpu_echo", "in_process_path", "background", "residual"),
+                    keys,
                     (*http_parts, http_residual),
                     strict=True,
                 )
@@ -476,15 +650,39 @@ def summarize(
         "idle_cpu_ms_per_s": {
             str(c): services.get(f"bidder-{c}-w1", {}).get("idle_cpu_ms_per_s") for c in plan.sizes
         },
-        "goals": {
-            "campaigns": plan.sweep_size,
-            "unary_throughput_ratio": unary_ratio,
-            "unary_ratio_goal": 0.8,
-            "unary_goal_met": unary_ratio is not None and unary_ratio >= 0.8,
-            "stream_throughput_over_unary_floor": stream_vs_unary_floor,
-            "stream_goal_met": stream_vs_unary_floor is not None and stream_vs_unary_floor > 1.0,
-        },
     }
+    summary["targets"] = targets(summary, plan)
+    return summary
+
+
+def _redis_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bidder with Redis against the bidder in process: medians by rpc, the throughput ratio, and the
+    Redis server's CPU per request beside."""
+    by_rpc: dict[str, Any] = {}
+    for rpc in ("unary", "stream"):
+        memory = report.medians(report.select(runs, block="redis", service="bidder", rpc=rpc))
+        shared_runs = report.select(runs, block="redis", service=REDIS_BIDDER, rpc=rpc)
+        beside = [r["beside_cpu_us_per_request"] for r in shared_runs if r.get("beside_cpu_us_per_request")]
+        by_rpc[rpc] = {
+            "in_process": memory,
+            "redis": report.medians(shared_runs),
+            "redis_server_cpu_us_per_request": round(statistics.median(beside), 1) if beside else None,
+            "throughput_ratio": report.ratio(
+                report.medians(shared_runs).get("throughput_rps"), memory.get("throughput_rps")
+            ),
+        }
+    return by_rpc
+
+
+def _redis_server() -> str:
+    """The redis-server program the Redis block starts; a clear error before anything runs if missing."""
+    found = REDIS_SERVER if Path(REDIS_SERVER).is_file() else shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError(
+            f"personabid bench needs redis-server ({REDIS_SERVER} or on PATH) for the bidder with "
+            "--redis-url: `make deps` installs it (Debian package redis-server)"
+        )
+    return found
 
 
 def _floor_of(rpc: str) -> str:
@@ -495,17 +693,21 @@ def _floor_of(rpc: str) -> str:
 class _CpuSampler(threading.Thread):
     """The service's CPU seconds between two monotonic times, in total and per process."""
 
-    def __init__(self, service: Service, start: float, end: float) -> None:
+    def __init__(self, service: Service, start: float, end: float, beside: tuple[int, ...] = ()) -> None:
         super().__init__(daemon=True)
         self.service, self.start_at, self.end_at = service, start, end
+        self.beside = beside  # other processes, counted apart (beside_seconds)
         self.cpu_seconds = 0.0
+        self.beside_seconds = 0.0
         self.shares: list[float] = []
 
     def run(self) -> None:
         time.sleep(max(0.0, self.start_at - time.monotonic()))
         before = _per_pid(self.service)
+        beside_before = sum(process_cpu_seconds(pid) for pid in self.beside)
         time.sleep(max(0.0, self.end_at - time.monotonic()))
         after = _per_pid(self.service)
+        self.beside_seconds = sum(process_cpu_seconds(pid) for pid in self.beside) - beside_before
         spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
         self.cpu_seconds = sum(spent.values())
         # Per worker (the parent of several workers only waits): how evenly SO_REUSEPORT spread the load.

@@ -25,9 +25,11 @@ from personabid.bench.processes import parse_ready
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def bidder_command(world_dir: Path, port: int, workers: int, scratch: Path, http_port: int = 0) -> list[str]:
+def bidder_command(
+    world_dir: Path, port: int, workers: int, scratch: Path, http_port: int = 0, redis_url: str = ""
+) -> list[str]:
     """`personabid serve` with its gRPC port and its HTTP door's (0: the OS's choice, one worker only:
-    workers share one port, which must be given)."""
+    workers share one port, which must be given); spend state in Redis at `redis_url` if given."""
     return [
         sys.executable, "-m", "personabid", "serve",
         "--data-dir", str(world_dir),
@@ -37,6 +39,7 @@ def bidder_command(world_dir: Path, port: int, workers: int, scratch: Path, http
         "--admin-addr", "127.0.0.1:0",
         "--event-log", str(scratch / "events.jsonl"),
         "--workers", str(workers),
+        *(("--redis-url", redis_url) if redis_url else ()),
     ]  # fmt: skip
 
 
