@@ -3,9 +3,12 @@ evictions at a small cap: answering users with no history without a lookup chang
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from personabid.index.campaigns import CampaignSpec, CampaignTable, Creative, build_table
+from personabid.spend.control import SpendControl
 from personabid.spend.store import MemoryStore, StoreLimits
 
 USERS = st.sampled_from(["u1", "u2", "u3"])
@@ -47,3 +50,34 @@ def test_view_counts_are_what_a_log_of_the_views_kept_says(
             assert store.views(user, [campaign], [window], now) == [expected]
         if kind == "view":
             store.add_view(user, campaign, now, window)
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
+        self.reads += 1
+        return super().views(user, campaigns, windows, now)
+
+
+def _capped_table() -> CampaignTable:
+    spec = CampaignSpec(
+        id="c", advertiser="a", adomain="a.example", category="IAB1", base_bid=1.0, max_bid=2.0,
+        personas=np.eye(4, dtype=np.float32)[:1], creatives=(Creative("cr", 300, 250),), frequency_cap=1,
+    )  # fmt: skip
+    return build_table([spec])[0]
+
+
+def test_a_user_with_no_views_is_under_every_cap_without_a_lookup() -> None:
+    store = CountingStore()
+    keep = SpendControl(store, clock=lambda: 1_000.0).under_cap(_capped_table(), np.array([0]), "u1")
+    assert (keep.tolist(), store.reads) == ([True], 0)
+
+
+def test_a_user_with_views_is_looked_up_and_capped() -> None:
+    store = CountingStore()
+    store.add_view("u1", "c", 999.0, 86_400.0)
+    keep = SpendControl(store, clock=lambda: 1_000.0).under_cap(_capped_table(), np.array([0]), "u1")
+    assert (keep.tolist(), store.reads) == ([False], 1)

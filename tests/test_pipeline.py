@@ -213,6 +213,10 @@ class RecordingStore(MemoryStore):
         self.records.append(reservation.record)
         return super().reserve(reservation)
 
+    def may_have_views(self, user: str) -> bool:
+        self.viewers.append(user)
+        return super().may_have_views(user)
+
     def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
         self.viewers.append(user)
         return super().views(user, campaigns, windows, now)

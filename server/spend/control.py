@@ -311,14 +311,21 @@ class SpendControl:
         capped = np.flatnonzero(table.freq_cap[rows] > 0)
         if not user or capped.size == 0:
             return keep
+        # Most users a bid is considered for have seen none of the campaigns: they are answered before a
+        # list of ids is built (tens of them a decision, about as much as the rest of the caps' work).
+        if self._book is not None:
+            if not self.available:
+                raise StateUnavailable("the spend store is unreachable; retrying shortly")
+            if not self._views.knows(user):
+                return keep
+        elif not self.store.may_have_views(user):
+            return keep
         capped_rows = rows[capped]
         every_id = self._view_of(table).ids
         ids = [every_id[r] for r in capped_rows.tolist()]
         windows = table.freq_window[capped_rows].tolist()
         now = self.clock()
         if self._book is not None:
-            if not self.available:
-                raise StateUnavailable("the spend store is unreachable; retrying shortly")
             seen = self._views.counts(user, ids, windows, now)
         else:
             seen = self._use(lambda: self.store.views(user, ids, windows, now))

@@ -29,6 +29,14 @@ class LocalViews:
         self._users: OrderedDict[str, dict[str, list[float]]] = OrderedDict()
         self._due: dict[str, None] = {}  # users asked about since the last refresh, in order
 
+    def knows(self, user: str) -> bool:
+        """Whether this worker holds views of `user`; either way the user is read again at the next
+        refresh, as `counts` would have them."""
+        with self._lock:
+            if len(self._due) < self.max_due:
+                self._due[user] = None
+            return user in self._users
+
     def counts(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
         """How often `user` saw each campaign within its window, as far as this worker knows."""
         with self._lock:

@@ -362,6 +362,9 @@ class RedisStore:
         held = self._call(lambda: self._redis.hgetall(f"pb:lease:{day}:{campaign}"))
         return {k.decode(): int(v) for k, v in held.items()}
 
+    def may_have_views(self, user: str) -> bool:
+        return True  # only a call would tell: views() asks
+
     def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
         def run() -> list[int]:
             pipe = self._redis.pipeline(transaction=False)

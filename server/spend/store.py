@@ -111,6 +111,10 @@ class SpendStore(Protocol):
         """How often `user` saw each campaign within its window."""
         ...
 
+    def may_have_views(self, user: str) -> bool:
+        """False only when `user` surely has no view in the store: their caps then need no lookup."""
+        ...
+
     def pacing(self, campaigns: list[str]) -> list[float | None]: ...
 
     def set_pacing(self, rates: dict[str, float]) -> None: ...
@@ -293,6 +297,9 @@ class MemoryStore:
             self._viewers[user] = left
         else:
             del self._viewers[user]
+
+    def may_have_views(self, user: str) -> bool:
+        return user in self._viewers
 
     def views(self, user: str, campaigns: list[str], windows: list[float], now: float) -> list[int]:
         with self._lock:
