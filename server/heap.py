@@ -14,10 +14,13 @@ import gc
 
 
 def settle(collect: bool) -> None:
-    """Freeze every object alive now. With `collect`, first collect what is already garbage (a full
-    collection: once, before the server takes calls). A reload swaps without it, so as not to stall
-    calls in flight; what the old version leaves is freed by reference counting (arrays and FAISS
-    indexes hold no cycles), and a cycle frozen with it stays: a few objects per reload."""
+    """Freeze every object alive now. With `collect`, first collect what is already garbage: a full
+    collection over everything, frozen before or not, once, before the server takes calls. A reload swaps
+    without it, so as not to stall calls in flight; what the old version leaves is freed by reference
+    counting (arrays and FAISS indexes hold no cycles), and a cycle frozen with it stays: a few objects
+    per reload."""
     if collect:
+        # The first load's swap froze already (without collecting): a collection skips frozen objects.
+        gc.unfreeze()
         gc.collect()
     gc.freeze()

@@ -65,8 +65,11 @@ def context_for(
     )
 
 
-def similarity_floor(table: CampaignTable, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    return scores >= table.min_match[rows]
+def similarity_floor(
+    table: CampaignTable, rows: np.ndarray, scores: np.ndarray, match_scale: float = 1.0
+) -> np.ndarray:
+    """Candidates at least as similar as their campaign's floor, scaled by `match_scale` (in float32)."""
+    return scores >= table.min_match[rows] * np.float32(match_scale)
 
 
 def schedule(table: CampaignTable, rows: np.ndarray, now: int) -> np.ndarray:
@@ -144,7 +147,7 @@ def request_predicates(
     """The request's filters, plainly, by their names in the chain (decision/eligibility.py CHAIN), each a
     mask over (rows, scores): what the kernel is held to, step by step, in the tests and benchmarks."""
     return {
-        "similarity": lambda r, s: s >= table.min_match[r] * np.float32(match_scale),
+        "similarity": lambda r, s: similarity_floor(table, r, s, match_scale),
         "schedule": lambda r, s: schedule(table, r, context.now),
         "bcat": lambda r, s: blocked_category(table, r, context.blocked_categories),
         "badv": lambda r, s: blocked_advertiser(table, r, context.blocked_domains),

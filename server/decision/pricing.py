@@ -33,43 +33,45 @@ STRATEGIES: dict[str, tuple[str, ...]] = {"linear": (), "constant": (), "ortb": 
 MAX_MULTIPLIER = 1000.0
 
 
-@nb.njit(cache=True)
-def _linear(base_bid: np.ndarray, pctr: np.ndarray, avg_ctr: float) -> np.ndarray:
-    out = np.empty(base_bid.shape[0], dtype=np.float64)
-    for i in range(base_bid.shape[0]):
-        out[i] = base_bid[i] * pctr[i] / avg_ctr
-    return out
-
-
-@nb.njit(cache=True)
-def _constant(base_bid: np.ndarray) -> np.ndarray:
-    out = np.empty(base_bid.shape[0], dtype=np.float64)
-    for i in range(base_bid.shape[0]):
-        out[i] = base_bid[i]
-    return out
-
-
-@nb.njit(cache=True)
-def _ortb(pctr: np.ndarray, c: float, lam: float) -> np.ndarray:
-    out = np.empty(pctr.shape[0], dtype=np.float64)
-    for i in range(pctr.shape[0]):
-        # In float64: run as plain Python (NUMBA_DISABLE_JIT), a float times a float32 stays float32.
-        out[i] = math.sqrt(c / lam * float(pctr[i]) * 1000.0 + c * c) - c
-    return out
-
-
-@nb.njit(cache=True)
-def _settle(bids: np.ndarray, multiplier: float, max_bid: np.ndarray, floors: np.ndarray) -> np.ndarray:
-    out = np.empty(bids.shape[0], dtype=np.float64)
-    for i in range(bids.shape[0]):
-        bid = min(bids[i] * multiplier, max_bid[i])
-        # A bid must be positive and clear the floor; 0 marks a candidate that cannot bid.
-        out[i] = bid if bid > 0.0 and bid >= floors[i] else 0.0
-    return out
-
-
-# A strategy's code in the fused kernel (_priced_pick).
+# A strategy's code in the kernels.
 _CODES = {"linear": 0, "constant": 1, "ortb": 2}
+
+
+@nb.njit(cache=True, inline="always")
+def _strategy_bid(strategy: int, c: float, lam: float, avg_ctr: float, base_bid: float, pctr: float) -> float:
+    """The strategy's CPM bid for one candidate, before the multiplier and the cap."""
+    if strategy == 0:
+        return base_bid * pctr / avg_ctr
+    if strategy == 1:
+        return base_bid
+    # In float64: run as plain Python (NUMBA_DISABLE_JIT), a float times a float32 stays float32.
+    return math.sqrt(c / lam * float(pctr) * 1000.0 + c * c) - c
+
+
+@nb.njit(cache=True, inline="always")
+def _settled(raw: float, multiplier: float, max_bid: float, floor: float) -> float:
+    bid = min(raw * multiplier, max_bid)
+    # A bid must be positive and clear the floor; 0 marks a candidate that cannot bid.
+    return bid if bid > 0.0 and bid >= floor else 0.0
+
+
+@nb.njit(cache=True)
+def _prices(
+    strategy: int,
+    c: float,
+    lam: float,
+    avg_ctr: float,
+    multiplier: float,
+    base_bid: np.ndarray,
+    max_bid: np.ndarray,
+    pctr: np.ndarray,
+    floors: np.ndarray,
+) -> np.ndarray:
+    out = np.empty(base_bid.shape[0], dtype=np.float64)
+    for i in range(base_bid.shape[0]):
+        raw = _strategy_bid(strategy, c, lam, avg_ctr, base_bid[i], pctr[i])
+        out[i] = _settled(raw, multiplier, max_bid[i], floors[i])
+    return out
 
 
 @nb.njit(cache=True)
@@ -94,14 +96,8 @@ def _priced_pick(
     short = False
     for i in range(m):
         r = rows[i]
-        if strategy == 0:
-            raw = base_bid[r] * pctr[i] / avg_ctr
-        elif strategy == 1:
-            raw = base_bid[r]
-        else:
-            raw = math.sqrt(c / lam * float(pctr[i]) * 1000.0 + c * c) - c
-        bid = min(raw * multiplier, max_bid[r])
-        price = bid if bid > 0.0 and bid >= floors[i] else 0.0
+        raw = _strategy_bid(strategy, c, lam, avg_ctr, base_bid[r], pctr[i])
+        price = _settled(raw, multiplier, max_bid[r], floors[i])
         if fixed[i] and price > 0.0:
             price = floors[i]  # a fixed-price deal is bought at its floor, by any bid that reaches it
         if check_budget and price > 0.0 and budget_left[i] < np.rint(price * MICROS_PER_CPM):
@@ -172,16 +168,18 @@ class BidStrategy:
             floors = require("floor", floor, np.float64, 1, length=m)
         else:
             floors = np.full(m, float(floor), dtype=np.float64)
-        if self.name == "constant":
-            bids = _constant(base_bid)
-        elif self.name == "ortb":
-            params = dict(self.params)
-            bids = _ortb(pctr, float(params["c"]), float(params["lambda"]))
-        else:
-            if not 0.0 < avg_ctr < 1.0:
-                raise ValueError(f"avg_ctr={avg_ctr}: expected a mean CTR in (0, 1)")
-            bids = _linear(base_bid, pctr, float(avg_ctr))
-        return _settle(bids, float(self.multiplier), max_bid, floors)
+        c, lam = self._check(avg_ctr)
+        return _prices(
+            _CODES[self.name], c, lam, float(avg_ctr), float(self.multiplier), base_bid, max_bid, pctr, floors
+        )
+
+    def _check(self, avg_ctr: float) -> tuple[float, float]:
+        """The ortb parameters (c, lambda; placeholders for the other strategies), once avg_ctr is known to
+        serve the linear strategy."""
+        if self.name == "linear" and not 0.0 < avg_ctr < 1.0:
+            raise ValueError(f"avg_ctr={avg_ctr}: expected a mean CTR in (0, 1)")
+        params = dict(self.params)
+        return float(params.get("c", 0.0)), float(params.get("lambda", 1.0))
 
     def priced_pick(
         self,
@@ -199,13 +197,11 @@ class BidStrategy:
         candidate, cannot cover it), the winner (as `best`: -1 for none) and whether a budget stopped some
         bid. The campaign columns are the whole table's, read at `rows`; `floors` float64 and `fixed` bool
         are per candidate; `budget_left` None: no budget applies (a test auction)."""
-        if self.name == "linear" and not 0.0 < avg_ctr < 1.0:
-            raise ValueError(f"avg_ctr={avg_ctr}: expected a mean CTR in (0, 1)")
-        params = dict(self.params)
+        c, lam = self._check(avg_ctr)
         return _priced_pick(
             _CODES[self.name],
-            float(params.get("c", 0.0)),
-            float(params.get("lambda", 1.0)),
+            c,
+            lam,
             float(avg_ctr),
             float(self.multiplier),
             table_base_bid,
