@@ -83,6 +83,13 @@ class Auctioneer:
             self.in_flight -= 1
 
     def _answer_now(self, method: str, build: Callable[[], BidRequest]) -> Answer:
+        cpu = time.thread_time()
+        try:
+            return self._answer(method, build)
+        finally:
+            self._metrics.observe_cpu(method, time.thread_time() - cpu)
+
+    def _answer(self, method: str, build: Callable[[], BidRequest]) -> Answer:
         started = time.perf_counter()
         request: BidRequest | None = None
         try:

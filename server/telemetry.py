@@ -87,6 +87,16 @@ class Metrics:
             CALL_BUCKETS,
             registry,
         )
+        # CPU, not elapsed time: what the path costs the core, whoever else holds it meanwhile. Divided by
+        # the requests' count it is a request's own cost; the server's CPU beyond it is gRPC's, HTTP's
+        # and asyncio's, and the background's (personabid bench accounts a request's CPU that way).
+        self.request_cpu = CounterArray(
+            "personabid_bid_cpu_seconds",
+            "CPU time of the thread answering bid requests, from the request's conversion to its response "
+            "and bid log, by method.",
+            ["method"],
+            registry,
+        )
         self.stage_latency = HistogramArray(
             "personabid_stage_duration_seconds",
             "Time spent in each stage of the decision path.",
@@ -288,6 +298,11 @@ class Metrics:
             self.stage_latency.touch((stage,))
         self.candidates.touch(())
         self.bid_price.touch(())
+
+    def observe_cpu(self, method: str, seconds: float) -> None:
+        """Count `seconds` of CPU spent answering one request of `method`."""
+        with self._lock:
+            self.request_cpu.inc((method,), seconds)
 
     def observe_decision(self, method: str, decision: Decision, seconds: float) -> None:
         with self._lock:

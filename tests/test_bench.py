@@ -25,9 +25,10 @@ from personabid.bench.load import LoadResult, LoadSpec, run_load
 from personabid.bench.processes import free_port
 from personabid.bench.requests import RequestStream, request_pool
 from personabid.bench.runner import SMOKE, summarize
-from personabid.bench.services import Service, echo_command
+from personabid.bench.services import Service, bidder_command, echo_command
 from personabid.client import sample_request
 from personabid.v1 import bidder_pb2 as pb
+from personabid.v1 import bidder_pb2_grpc as pb_grpc
 from personabid.world import World
 
 
@@ -50,6 +51,28 @@ def _load(addr: str, pool: list[bytes], **overrides: object) -> LoadResult:
     }  # fmt: skip
     spec = LoadSpec(**fields, start_at=time.monotonic() + 0.3)  # type: ignore[arg-type]
     return asyncio.run(run_load(spec, pool, np.random.default_rng(0)))
+
+
+def test_the_bidders_own_count_of_its_path_is_read_from_its_metrics(
+    demo_dir: Path, tmp_path: Path, world: World, rng: np.random.Generator
+) -> None:
+    command = bidder_command(demo_dir, free_port(), 1, tmp_path)
+    with Service("bidder", command, 1, tmp_path / "bidder.log") as bidder:
+        addr = bidder.wait_ready(120)
+        before = bidder.path_cpu()
+        with grpc.insecure_channel(addr) as channel:
+            stub = pb_grpc.BidderStub(channel)
+            for _ in range(3):
+                stub.Bid(sample_request(world, rng), timeout=10)
+        after = bidder.path_cpu()
+    assert before is not None and after is not None
+    assert after[1] - before[1] == 3 and after[0] > before[0]
+
+
+def test_an_echo_has_no_count_of_a_path(tmp_path: Path) -> None:
+    with Service("echo", echo_command(free_port(), 1), 1, tmp_path / "echo.log") as echo:
+        echo.wait_ready(60)
+        assert echo.path_cpu() is None
 
 
 def test_echo_answers_a_bid_with_the_typical_response(

@@ -225,3 +225,36 @@ def test_the_cache_misses_measured_in_process_are_a_part_of_the_accounting() -> 
     cost = summarize(_runs(), PLAN, profile, SERVICES, RECALL)["cost_per_request_us"]
     # 490 - 460 = 30 us more with the caches emptied; -475 (as above) - 30
     assert (cost["same_rate"]["cache_misses"], cost["unaccounted"]) == (30.0, -505.0)
+
+
+def _with_path_cpu(block: str, service: str, rpc: str, path_cpu: float) -> list[dict[str, Any]]:
+    """The fixture's runs, the one of `block`, `service` and `rpc` with the bidder's own count of its path."""
+    return [
+        {**run, "path_cpu_us_per_request": path_cpu}
+        if (run["block"], run["service"], run["rpc"]) == (block, service, rpc)
+        else run
+        for run in _runs()
+    ]
+
+
+def test_the_running_servers_count_of_its_path_stands_for_the_path_at_the_same_rate() -> None:
+    profile = {**PROFILE, "mean_us": {**PROFILE["mean_us"], "to_response": 5.0}}  # type: ignore[dict-item]
+    runs = _with_path_cpu("half-load", "bidder", "unary", 250.0)
+    cost = summarize(runs, PLAN, profile, SERVICES, RECALL)["cost_per_request_us"]
+    # 300 (bidder) - 300 (echo) - (250 + 5: the counted path and the response's copy) - 20 (background)
+    assert (cost["same_rate"]["in_server_path"], cost["unaccounted"]) == (255.0, -275.0)
+
+
+def test_the_running_servers_count_of_its_path_stands_for_the_path_in_the_closed_loop() -> None:
+    runs = _with_path_cpu("catalog", "bidder", "unary", 250.0)
+    cost = summarize(runs, PLAN, PROFILE, SERVICES, RECALL)["cost_per_request_us"]
+    # 300 - 300 - 250 - 10 (background at 3,600/s)
+    assert (cost["in_server_path"], cost["residual"]) == (250.0, -260.0)
+
+
+def test_the_http_doors_count_leaves_out_the_json_decoding_the_echo_does_too() -> None:
+    profile = {**PROFILE, "mean_us": {**PROFILE["mean_us"], "decode_json": 20.0}}  # type: ignore[dict-item]
+    runs = _with_path_cpu("catalog", "bidder", "http", 250.0)
+    http = summarize(runs, PLAN, profile, SERVICES, RECALL)["cost_per_request_us"]["http"]
+    # 300 (bidder) - 300 (the HTTP echo) - (250 - 20) - 45 (background: 36 ms/s at 800/s)
+    assert (http["in_server_path"], http["residual"]) == (230.0, -275.0)

@@ -96,3 +96,25 @@ def test_index_and_model_versions_are_exported(server: ThreadedServer) -> None:
     assert f'version="{decider.snapshot.bundle.version}"' in text
     assert f'version="{decider.snapshot.model.version}"' in text
     assert value(server, "personabid_index_campaigns", {}) == len(decider.snapshot.bundle.campaigns)
+
+
+def test_the_request_paths_cpu_is_counted_per_method(
+    server: ThreadedServer, stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    labels = {"method": "Bid"}
+    before = value(server, "personabid_bid_cpu_seconds_total", labels)
+    for _ in range(5):
+        stub.Bid(sample_request(world, rng), timeout=5)
+    assert value(server, "personabid_bid_cpu_seconds_total", labels) > before
+
+
+def test_an_invalid_requests_cpu_is_counted_too(
+    server: ThreadedServer, stub: pb_grpc.BidderStub, world: World, rng: np.random.Generator
+) -> None:
+    labels = {"method": "Bid"}
+    before = value(server, "personabid_bid_cpu_seconds_total", labels)
+    bad = sample_request(world, rng)
+    bad.tmax = -1
+    with pytest.raises(grpc.RpcError):
+        stub.Bid(bad, timeout=5)
+    assert value(server, "personabid_bid_cpu_seconds_total", labels) > before

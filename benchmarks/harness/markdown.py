@@ -243,24 +243,21 @@ def e2e_section(results: dict[str, Any]) -> str:
     ]
     h = c.get("http", {})
     same = c.get("same_rate", {})
-    for label, key in (
+    rows = (
         ("server CPU per request, bidder", "server_cpu_bidder"),
         (
             "- the floor: its echo's server CPU per request (the transport, asyncio, decode and encode)",
             "server_cpu_echo",
         ),
-        ("- the bidder's own path in process, beyond what the echo does", "in_process_path"),
+        (
+            "- the bidder's own path, as the running server counts its CPU (under load: its cache misses "
+            "included)",
+            "in_server_path",
+        ),
         ("- background work (spend refresh, pacing) shared out per request", "background"),
-    ):
-        lines.append(_row(label, *(f"{_us(source.get(key))} us" for source in (same, c, h))))
-    lines.append(
-        _row(
-            "- the same path's cache misses (the core's L1 and L2 emptied before each call)",
-            f"{_us(same.get('cache_misses'))} us",
-            "-",
-            "-",
-        )
     )
+    for label, key in rows:
+        lines.append(_row(label, *(f"{_us(source.get(key))} us" for source in (same, c, h))))
     lines += [
         _row(
             "**= unaccounted** (server CPU - echo CPU - parts)",
@@ -268,14 +265,29 @@ def e2e_section(results: dict[str, Any]) -> str:
             f"**{_us(c.get('residual'))} us**",
             f"**{_us(h.get('residual'))} us**",
         ),
+        _row(
+            "the same path in process, one request at a time (the table above)",
+            *(f"{_us(source.get('in_process_path'))} us" for source in (same, c, h)),
+        ),
+        _row(
+            "its cache misses in process (the core's L1 and L2 emptied before each call)",
+            f"{_us(same.get('cache_misses'))} us",
+            "-",
+            "-",
+        ),
         "",
-        "The bidder's own path is the servicer's call in process less the decoding and encoding the echo "
-        "does too (over HTTP: `total_http` less the JSON decoding and encoding). With no load at all, once "
-        f"started, the bidder takes {idle} (each second the spend refresh reads the campaigns whose spend "
-        "moved, and each pacing interval the controller steps every budgeted campaign). What stays "
-        "unaccounted is what the path in isolation does not see: the server's caches and cores shared with "
-        "the load processes, and GIL hand-offs between the event loop and gRPC's poller thread. Top "
-        "functions in process: `profile.txt` in the results directory.",
+        "The bidder counts its request path's CPU itself (`personabid_bid_cpu_seconds_total`: the thread's "
+        "CPU time from the request's conversion to its response and bid log), read before and after each "
+        "window; the gRPC door adds the response's copy into its message (`to_response`, in process), the "
+        "HTTP door's count is less the JSON decoding the echo does too. What the path costs in the running "
+        "server beyond the same path in process is the price of sharing the core with gRPC, the event "
+        "loop and the load: caches and branch predictors emptied between calls (in process, emptying the "
+        "L1 and L2 before each call gives the estimate below it). With no load at all, once started, the "
+        f"bidder takes {idle} (each second the spend refresh reads the campaigns whose spend moved, and "
+        "each pacing interval the controller steps every budgeted campaign). What stays unaccounted is the "
+        "transport's work beyond the echo's at the same rate: gRPC's and asyncio's per call, which a "
+        "larger response and a busier heap make dearer, and GIL hand-offs between the event loop and "
+        "gRPC's poller thread. Top functions in process: `profile.txt` in the results directory.",
         "",
     ]
     spy = results.get("py_spy")

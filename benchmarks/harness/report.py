@@ -96,6 +96,8 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "error_rate": med([run["error_rate"] for run in runs]),
         "no_bid_rate": med([run["no_bid_rate"] for run in runs]),
         "server_cpu_us_per_request": med([run["server_cpu_us_per_request"] for run in runs]),
+        # The bidder's request path, as the running server counts its CPU (None for an echo).
+        "path_cpu_us_per_request": med([run.get("path_cpu_us_per_request") for run in runs]),
         "client_cpu_us_per_request": med([run["client_cpu_us_per_request"] for run in runs]),
     }
 

@@ -209,6 +209,7 @@ class Suite:
         sampler.join()
         record = report.run_record(results, sampler.cpu_seconds, meta)
         record["worker_cpu_share"] = sampler.shares
+        record["path_cpu_us_per_request"] = sampler.path_cpu_us_per_request
         if beside:
             completed = record["completed"]
             record["beside_cpu_us_per_request"] = (
@@ -570,8 +571,16 @@ def summarize(
     idle = services.get(f"bidder-{plan.sweep_size}-w1", {}).get("idle_cpu_ms_per_s")
     rate = at_goal.get("unary_closed", {}).get("throughput_rps")
     background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
-    parts = (bidder_cpu, echo_cpu, in_process, background)
-    residual = round(parts[0] - sum(parts[1:]), 1) if all(v is not None for v in parts) else None
+    # The path as the running server counts its CPU (the Auctioneer's call: conversion to the response
+    # and bid log), plus the response's copy into its message, which the servicer makes after it: the
+    # path under load, its cache misses included, measured rather than estimated. Results from before
+    # the server counted it read the path in process instead.
+    to_response = mean.get("to_response", 0.0)
+    closed_path = at_goal.get("unary_closed", {}).get("path_cpu_us_per_request")
+    closed_in_server = round(closed_path + to_response, 1) if closed_path is not None else None
+    residual = _residual(
+        bidder_cpu, echo_cpu, closed_in_server if closed_in_server is not None else in_process, background
+    )
     # The same over HTTP: the HTTP echo's floor (it decodes and encodes JSON too), and the door's path.
     http = at_goal.get("http_closed", {})
     http_rate = http.get("throughput_rps")
@@ -582,17 +591,24 @@ def summarize(
         if "total_cpu" in mean
         else mean.get("total_http")
     )
+    decode_json = mean.get("decode_json", 0.0)
+    http_in_process = (
+        round(http_own - decode_json - mean.get("encode_json", 0.0), 1) if http_own is not None else None
+    )
+    # The door decodes the JSON inside the path the server counts (the echo decodes it too) and encodes
+    # the response after it.
+    http_path = http.get("path_cpu_us_per_request")
+    http_in_server = round(http_path - decode_json, 1) if http_path is not None else None
     http_parts = (
         http.get("server_cpu_us_per_request"),
         http.get("floor_server_cpu_us_per_request"),
-        round(http_own - mean.get("decode_json", 0.0) - mean.get("encode_json", 0.0), 1)
-        if http_own is not None
-        else None,
+        http_in_process,
         round(idle * 1000 / http_rate, 1) if idle is not None and http_rate else None,
     )
-    http_residual = (
-        round(http_parts[0] - sum(http_parts[1:]), 1) if all(v is not None for v in http_parts) else None
-    )
+    http_residual = _residual(
+        http_parts[0], http_parts[1], http_in_server if http_in_server is not None else http_in_process,
+        http_parts[3],
+    )  # fmt: skip
     redis = _redis_summary(runs)
     half = {name: medians(select(runs, block="half-load", service=name)) for name in ("echo", "bidder")}
     half_load = {
@@ -611,9 +627,15 @@ def summarize(
         in_process,
         round(idle * 1000 / same_rate, 1) if idle is not None and same_rate else None,
     )
-    known = [v for v in same_parts if v is not None]
-    same_residual = (
-        round(known[0] - sum(known[1:]) - (cache or 0.0), 1) if len(known) == len(same_parts) else None
+    in_server = half["bidder"].get("path_cpu_us_per_request")
+    in_server_path = round(in_server + to_response, 1) if in_server is not None else None
+    # Without the server's own count (older results), the path in process and its estimated cache
+    # misses stand for it.
+    same_residual = _residual(
+        same_parts[0],
+        same_parts[1],
+        in_server_path if in_server_path is not None else in_process + (cache or 0.0),
+        same_parts[3],
     )
     summary: dict[str, Any] = {
         "floor": floor,
@@ -629,6 +651,7 @@ def summarize(
             "server_cpu_bidder": bidder_cpu,
             "server_cpu_echo": echo_cpu,
             "in_process_path": in_process,
+            "in_server_path": closed_in_server,
             "background": background,
             "residual": residual,
             # server CPU - echo CPU at the same offered rate - the path in process - background; the
@@ -637,15 +660,13 @@ def summarize(
             "same_rate": {
                 **dict(zip(keys, (*same_parts, same_residual), strict=True)),
                 "cache_misses": cache,
+                "in_server_path": in_server_path,
                 "offered_rps": half["bidder"].get("offered_rps"),
             },
-            "http": dict(
-                zip(
-                    keys,
-                    (*http_parts, http_residual),
-                    strict=True,
-                )
-            ),
+            "http": {
+                **dict(zip(keys, (*http_parts, http_residual), strict=True)),
+                "in_server_path": http_in_server,
+            },
         },
         "idle_cpu_ms_per_s": {
             str(c): services.get(f"bidder-{c}-w1", {}).get("idle_cpu_ms_per_s") for c in plan.sizes
@@ -653,6 +674,15 @@ def summarize(
     }
     summary["targets"] = targets(summary, plan)
     return summary
+
+
+def _residual(
+    server: float | None, echo: float | None, path: float | None, background: float | None
+) -> float | None:
+    """A request's server CPU that neither the echo's floor, the path nor the background accounts for."""
+    if server is None or echo is None or path is None or background is None:
+        return None
+    return round(server - echo - path - background, 1)
 
 
 def _redis_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -700,14 +730,24 @@ class _CpuSampler(threading.Thread):
         self.cpu_seconds = 0.0
         self.beside_seconds = 0.0
         self.shares: list[float] = []
+        # The request path's CPU per request as the running bidder counts it (None: not a bidder).
+        self.path_cpu_us_per_request: float | None = None
 
     def run(self) -> None:
         time.sleep(max(0.0, self.start_at - time.monotonic()))
+        # The bidder's own count of its path's CPU is read just outside the window's CPU readings, so
+        # that a scrape's cost is not counted in the server's CPU.
+        path_before = self.service.path_cpu()
         before = _per_pid(self.service)
         beside_before = sum(process_cpu_seconds(pid) for pid in self.beside)
         time.sleep(max(0.0, self.end_at - time.monotonic()))
         after = _per_pid(self.service)
         self.beside_seconds = sum(process_cpu_seconds(pid) for pid in self.beside) - beside_before
+        path_after = self.service.path_cpu()
+        if path_before is not None and path_after is not None and path_after[1] > path_before[1]:
+            self.path_cpu_us_per_request = round(
+                (path_after[0] - path_before[0]) / (path_after[1] - path_before[1]) * 1e6, 1
+            )
         spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
         self.cpu_seconds = sum(spent.values())
         # Per worker (the parent of several workers only waits): how evenly SO_REUSEPORT spread the load.

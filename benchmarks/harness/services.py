@@ -18,11 +18,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from personabid.bench.processes import parse_ready
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The bidder's metrics (server/telemetry.py) that give its request path's CPU per request.
+PATH_CPU = "personabid_bid_cpu_seconds_total"
+REQUESTS = "personabid_bid_requests_total"
 
 
 def bidder_command(
@@ -85,6 +91,7 @@ class Service:
         self._pump.start()
         self.addr = ""  # gRPC, HOST:PORT
         self.http_addr = ""  # HOST:PORT; "" for a service without HTTP (the gRPC echo)
+        self.metrics_addrs: list[str] = []  # each worker's Prometheus endpoint (the bidder's only)
         self.paused = False
 
     def _read(self) -> None:
@@ -112,7 +119,27 @@ class Service:
             if found:
                 ready += 1
                 self.addr, self.http_addr = found.grpc, found.http
+                if found.metrics:
+                    self.metrics_addrs.append(found.metrics)
         return self.addr
+
+    def path_cpu(self) -> tuple[float, float] | None:
+        """The bidder's own count of its request path's CPU seconds and of the requests it answered,
+        summed over its workers' metrics (None for a service without them): read before and after a
+        window, their differences give the path's CPU per request in the running server."""
+        if not self.metrics_addrs:
+            return None
+        cpu = requests = 0.0
+        for addr in self.metrics_addrs:
+            with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as reply:
+                exposition = reply.read().decode()
+            for family in text_string_to_metric_families(exposition):
+                for sample in family.samples:
+                    if sample.name == PATH_CPU:
+                        cpu += sample.value
+                    elif sample.name == REQUESTS:
+                        requests += sample.value
+        return cpu, requests
 
     def pids(self) -> list[int]:
         """The process and its children (the workers)."""
