@@ -71,6 +71,6 @@ def test_faiss_match_10k(benchmark: BenchmarkFixture, decider: Decider, requests
     profile = requests[0].user
     user = user_vector(profile.tag_vector, profile.tags, bundle.vocab)
     assert user is not None
-    rows, scores = match(bundle.index, bundle.persona_rows, user, 100)
+    rows, scores = match(bundle.searcher, bundle.persona_rows, user, 100)
     assert np.all(np.diff(scores) <= 1e-6) and len(rows) > 0
-    benchmark(match, bundle.index, bundle.persona_rows, user, 100)
+    benchmark(match, bundle.searcher, bundle.persona_rows, user, 100)

@@ -34,6 +34,7 @@ from personabid.index.build import (
     user_queries,
 )
 from personabid.index.bundle import apply_search_params, load_index
+from personabid.index.sparse import Searcher, searcher_for
 
 TOP_K = 100
 TYPES = ("flat", "hnsw", "ivfflat", "ivfpq")
@@ -75,8 +76,15 @@ def _held_out(world: Path) -> tuple[np.ndarray, np.ndarray]:
     return queries, exact_neighbours(vectors, queries, TOP_K)
 
 
-def _search_benchmark(benchmark: BenchmarkFixture, world: Path, index_type: str) -> None:
-    index, params = _index(world, index_type)
+def _search_benchmark(benchmark: BenchmarkFixture, world: Path, index_type: str, held: str = "faiss") -> None:
+    """`held` "sparse": the index's vectors held sparse and scanned by the kernel, as the server searches
+    a flat or IVF-Flat index of sparse vectors (personabid.index.sparse)."""
+    faiss_index, params = _index(world, index_type)
+    index: Searcher = faiss_index
+    if held == "sparse":
+        index = searcher_for(faiss_index)
+        if index is faiss_index:
+            pytest.skip(f"{index_type}: not held sparse (not flat or IVF-Flat, or too dense)")
     queries, truth = _held_out(world)
     _, found = index.search(queries, TOP_K)
     recall = np.mean([len(set(t) & set(f)) / TOP_K for t, f in zip(truth, found, strict=True)])
@@ -84,7 +92,8 @@ def _search_benchmark(benchmark: BenchmarkFixture, world: Path, index_type: str)
     benchmark.extra_info.update(
         {
             "index_type": index_type,
-            "vectors": int(index.ntotal),
+            "held": held,
+            "vectors": int(faiss_index.ntotal),
             **{k: v for k, v in params.items() if k in ("efSearch", "nprobe", "nlist")},
             "recall_at_100": round(float(recall), 4),
         }
@@ -93,22 +102,26 @@ def _search_benchmark(benchmark: BenchmarkFixture, world: Path, index_type: str)
     benchmark(lambda: index.search(next(cycle), TOP_K))
 
 
+# Each type as FAISS searches it, and the two that can be held sparse as the server then searches them.
+SEARCHES = [(t, "faiss") for t in TYPES] + [("flat", "sparse"), ("ivfflat", "sparse")]
+
+
 @pytest.mark.parametrize(
     # IVF-PQ trains its quantizers for a minute or two even at 10k: slow, like the large catalogs.
-    "index_type",
-    ["flat", "hnsw", "ivfflat", pytest.param("ivfpq", marks=pytest.mark.slow)],
+    ("index_type", "held"),
+    [(t, h) if t != "ivfpq" else pytest.param(t, h, marks=pytest.mark.slow) for t, h in SEARCHES],
 )
-def test_search_10k(benchmark: BenchmarkFixture, bench_dir: Path, index_type: str) -> None:
-    _search_benchmark(benchmark, bench_dir, index_type)
+def test_search_10k(benchmark: BenchmarkFixture, bench_dir: Path, index_type: str, held: str) -> None:
+    _search_benchmark(benchmark, bench_dir, index_type, held)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index_type", TYPES)
-def test_search_100k(benchmark: BenchmarkFixture, index_type: str) -> None:
-    _search_benchmark(benchmark, large_world(100_000), index_type)
+@pytest.mark.parametrize(("index_type", "held"), SEARCHES)
+def test_search_100k(benchmark: BenchmarkFixture, index_type: str, held: str) -> None:
+    _search_benchmark(benchmark, large_world(100_000), index_type, held)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index_type", TYPES)
-def test_search_1m(benchmark: BenchmarkFixture, index_type: str) -> None:
-    _search_benchmark(benchmark, large_world(1_000_000), index_type)
+@pytest.mark.parametrize(("index_type", "held"), SEARCHES)
+def test_search_1m(benchmark: BenchmarkFixture, index_type: str, held: str) -> None:
+    _search_benchmark(benchmark, large_world(1_000_000), index_type, held)

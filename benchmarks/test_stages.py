@@ -77,7 +77,7 @@ def _candidates(decider: Decider, request: BidRequest, k: int) -> tuple[np.ndarr
     bundle = decider.snapshot.bundle
     user = user_vector(request.user.tag_vector, request.user.tags, bundle.vocab)
     assert user is not None
-    rows, scores = match(bundle.index, bundle.persona_rows, user, 200)
+    rows, scores = match(bundle.searcher, bundle.persona_rows, user, 200)
     assert len(rows) >= k
     return rows[:k], scores[:k]
 

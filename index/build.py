@@ -48,7 +48,11 @@ REFINE_FACTOR = 4
 EF_SEARCH_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 PQ_TRAIN_MAX = 100_000
 TRAIN_PER_LIST = 40  # k-means wants about 40 points per list; FAISS warns below 39
-QUANTIZER_HNSW_FROM = 2048  # lists from which a graph finds the nearest centroids faster than a scan
+# Lists from which a graph finds the nearest centroids faster than a scan: at 1,355 lists of 402
+# dimensions the scan took 81 us a query and the graph 41 (benchmarks/RESULTS.md, "Coarse quantizer"); the
+# scan also reads every centroid each query, which evicts the core's caches under the rest of the path.
+QUANTIZER_HNSW_FROM = 1024
+# The graph's beam while nprobe is tuned; then narrowed to the least that keeps the recall (tune).
 QUANTIZER_EF_SEARCH = 128
 CONTEXT_FAMILIES = ("interest", "device", "region")  # page category, device os, country
 OWN_CONTEXT = 0.85  # share of context tags that are the profile's own strongest of the family
@@ -232,7 +236,35 @@ def tune(
             log.info("tuning: %s=%d gives recall %.4f on held-out queries", name, value, held)
             if held >= target and (floor is None or recall_at_k(index, floor[1], floor[0]) >= target):
                 break
+    if "quantizer_efSearch" in params and recall >= target and held >= target:
+        params, recall, held = _narrow_quantizer_beam(index, params, tuning, held_out, target, floor)
     return params, recall, held
+
+
+def _narrow_quantizer_beam(
+    index: faiss.Index,
+    params: dict[str, Any],
+    tuning: Queries,
+    held_out: Queries,
+    target: float,
+    floor: Queries | None,
+) -> tuple[dict[str, Any], float, float]:
+    """`params` with the graph quantizer's beam (efSearch) as narrow as keeps the recall at `target` on
+    every query set, with the two recalls there: a beam of 128 costs a third of a search at 1,355 lists,
+    while the nprobe nearest centroids are mostly found with far less."""
+    best = dict(params)
+    recalls = recall_at_k(index, tuning[1], tuning[0]), recall_at_k(index, held_out[1], held_out[0])
+    narrower = [ef for ef in EF_SEARCH_STEPS if params["nprobe"] <= ef < params["quantizer_efSearch"]]
+    for beam in sorted(narrower, reverse=True):
+        trial = {**best, "quantizer_efSearch": beam}
+        apply_search_params(index, trial)
+        found = recall_at_k(index, tuning[1], tuning[0]), recall_at_k(index, held_out[1], held_out[0])
+        log.info("tuning: quantizer efSearch=%d gives recall %.4f (held-out %.4f)", beam, *found)
+        if min(found) < target or (floor is not None and recall_at_k(index, floor[1], floor[0]) < target):
+            break
+        best, recalls = trial, found
+    apply_search_params(index, best)
+    return best, *recalls
 
 
 def _nprobe_steps(nlist: int) -> list[int]:

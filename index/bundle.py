@@ -18,6 +18,7 @@ import numpy as np
 from personabid.artifact import read_manifest, resolve
 from personabid.errors import ArtifactError
 from personabid.index.campaigns import CampaignTable
+from personabid.index.sparse import Searcher, searcher_for
 from personabid.index.vocab import Vocabulary
 
 KIND = "persona-index"
@@ -101,6 +102,9 @@ class IndexBundle:
     index: faiss.Index
     persona_rows: np.ndarray  # int32 (n_vectors,)
     manifest: IndexManifest
+    # What the match searches: the index, or its lists held sparse where that is cheaper (sparse.py);
+    # both answer alike, and both follow the index's search parameters.
+    searcher: Searcher
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
@@ -155,4 +159,5 @@ def load_index(path: Path) -> IndexBundle:
         index=index,
         persona_rows=persona_rows.astype(np.int32, copy=False),
         manifest=manifest,
+        searcher=searcher_for(index),
     )

@@ -36,6 +36,7 @@ UNINSTRUMENTED = (
     "personabid.decision.creatives",
     "personabid.decision.eligibility",
     "personabid.decision.match",
+    "personabid.index.sparse",
     "personabid.decision.pricing",
     "personabid.index.store",
     "personabid.spend.control",

@@ -395,7 +395,7 @@ def reference_decide(
     user, sources = reference_user(request, bundle.vocab)
     if user is None:
         return RefOutcome([], NoBid.UNMATCHED_USER, currency)
-    rows, scores = match(bundle.index, bundle.persona_rows, user, top_k)
+    rows, scores = match(bundle.searcher, bundle.persona_rows, user, top_k)  # as the pipeline searches
     if request.bcat and request.cattax != 1:  # blocked categories in a taxonomy the catalog is not in
         return RefOutcome([], NoBid.NO_ELIGIBLE_CAMPAIGN, currency)
     if request.test == 1:

@@ -119,7 +119,8 @@ def _recall(bundle: IndexBundle, vectors: np.ndarray, users: np.ndarray, k: int)
     if len(users) == 0:
         return None
     truth = exact_neighbours(vectors, users, k)
-    _, found = bundle.index.search(users, truth.shape[1])  # the serving parameters: load_index set them
+    # As the server searches (the lists held sparse where they are), at the parameters load_index set.
+    _, found = bundle.searcher.search(users, truth.shape[1])
     hits = sum(len(set(t) & set(f)) for t, f in zip(truth.tolist(), found.tolist(), strict=True))
     return round(hits / truth.size, 4)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import faiss
 import numba as nb
 import numpy as np
 
+from personabid.index.sparse import Searcher
+
 
 def match(
-    index: faiss.Index, persona_rows: np.ndarray, user: np.ndarray, k: int
+    index: Searcher, persona_rows: np.ndarray, user: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k campaigns for a float32 (1, dims) unit user vector.
 

@@ -233,7 +233,7 @@ class Decider:
             )
 
         bundle = self.snapshot.bundle
-        rows, scores = match(bundle.index, bundle.persona_rows, user, self.settings.top_k)
+        rows, scores = match(bundle.searcher, bundle.persona_rows, user, self.settings.top_k)
         decision.candidates = len(rows)
         lap("match")
 

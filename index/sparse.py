@@ -1,0 +1,200 @@
+"""An IVF-Flat index's inverted lists (or a flat index's vectors) held sparse, and scanned by a kernel.
+
+Persona and user vectors are tag weights over the vocabulary, and a persona weighs a few dozen tags of
+hundreds (18 of 402 on average in the bench worlds): FAISS's IVF-Flat reads every vector of the probed
+lists in full, 1.6 kB each, and a search at the recall target is bound by those reads (benchmarks/
+RESULTS.md, "Match"). Held as their non-zero weights the same lists take a fifteenth of the bytes, and
+the inner products come out the same (a zero adds nothing): the same nearest personas, at the recall the
+build measured on the FAISS index, for a fraction of the search.
+
+The coarse step goes the same way: a user weighs a few dozen tags too, so its inner products with every
+centroid are a sum over its non-zero positions of rows of the centroids held transposed (a few kB each),
+exact where FAISS's own quantizer scans every centroid in full or walks a graph that may miss one. The
+whole search is one kernel call. The index stays what the build wrote, tuned and measured: `SparseLists`
+is built from it when it is loaded, and answers `search` as the index does (scores best first, label -1
+and score -FLT_MAX past the found), with the same lists probed, or, where the index's quantizer is a
+graph, lists at least as near. It reads the index's nprobe at each search, so a change of the search
+parameters applies to both.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import faiss
+import numba as nb
+import numpy as np
+
+# Above this share of non-zero weights a dense scan (FAISS's, with SIMD over whole vectors) costs less
+# than following the non-zeros' positions one by one.
+SPARSE_MAX_DENSITY = 0.125
+# What FAISS answers for a rank no vector filled (inner product: the lowest float32).
+NOT_FOUND_SCORE = np.float32(-np.finfo(np.float32).max)
+
+
+class Searcher(Protocol):
+    """What the match needs of an index: FAISS's search contract."""
+
+    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class SparseLists:
+    """The inverted lists of an IVF-Flat index with inner product (a flat index: one list), as compressed
+    sparse rows: vector v (in list order) has the weights values[vec_start[v]:vec_start[v + 1]] at those
+    positions of dims; list l holds vectors list_start[l] to list_start[l + 1]; labels are the index's
+    ids."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        d = index.d
+        lists: list[tuple[np.ndarray, np.ndarray]]  # each list's float32 (size, d) vectors and their ids
+        flat = faiss.downcast_index(index)
+        if isinstance(flat, faiss.IndexFlat):
+            self._ivf = None
+            centroids = np.zeros((1, d), dtype=np.float32)  # one list, always probed
+            vectors = faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * d).reshape(index.ntotal, d)
+            lists = [(vectors, np.arange(index.ntotal, dtype=np.int64))]
+        else:
+            ivf = faiss.extract_index_ivf(index)
+            self._ivf = ivf
+            centroids = ivf.quantizer.reconstruct_n(0, ivf.nlist)
+            inverted = ivf.invlists
+            assert inverted is not None, "an IVF index has its inverted lists"
+            lists = []
+            for i in range(ivf.nlist):
+                size = inverted.list_size(i)
+                # Views of FAISS's own memory (no copy of the dense lists), read once here.
+                codes = faiss.rev_swig_ptr(inverted.get_codes(i), size * d * 4) if size else np.zeros(0)
+                ids = faiss.rev_swig_ptr(inverted.get_ids(i), size) if size else np.zeros(0)
+                lists.append((codes.view(np.float32).reshape(size, d), ids.view(np.int64)))
+        # (d, nlist): position p's weight in every centroid, contiguous.
+        self.centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
+        sizes = np.array([len(ids) for _, ids in lists], dtype=np.int64)
+        self.list_start = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.list_start[1:])
+        n = int(self.list_start[-1])
+        self.labels = np.empty(n, dtype=np.int64)
+        nonzero = np.zeros(n, dtype=np.int64)
+        dims_parts: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
+        values_parts: list[np.ndarray] = [np.zeros(0, dtype=np.float32)]
+        for (codes, ids), at in zip(lists, self.list_start[:-1].tolist(), strict=True):
+            self.labels[at : at + len(ids)] = ids
+            rows, cols = np.nonzero(codes)
+            nonzero[at : at + len(ids)] = np.bincount(rows, minlength=len(ids))
+            dims_parts.append(cols.astype(np.int32))
+            values_parts.append(codes[rows, cols])
+        self.vec_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(nonzero, out=self.vec_start[1:])
+        self.dims = np.concatenate(dims_parts)
+        self.values = np.concatenate(values_parts)
+
+    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (nq, k) inner products, best first, and int64 (nq, k) labels of the top-k vectors in
+        the nprobe lists nearest each of the float32 (nq, d) queries, as the index's search answers."""
+        queries = np.ascontiguousarray(x, dtype=np.float32)
+        probes = int(self._ivf.nprobe) if self._ivf is not None else 1
+        nprobe = min(probes, self.centroids_t.shape[1])
+        return scan(
+            queries,
+            self.centroids_t,
+            nprobe,
+            self.list_start,
+            self.vec_start,
+            self.dims,
+            self.values,
+            self.labels,
+            k,
+        )
+
+
+def searcher_for(index: faiss.Index) -> Searcher:
+    """The cheaper way to search `index`: its vectors held sparse when it is a flat or IVF-Flat index over
+    inner product whose vectors are sparse enough (SPARSE_MAX_DENSITY), else the index itself."""
+    if index.ntotal == 0 or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        return index
+    kind = faiss.downcast_index(index)
+    if isinstance(kind, faiss.IndexIVFFlat):
+        if faiss.extract_index_ivf(index).quantizer.metric_type != faiss.METRIC_INNER_PRODUCT:
+            return index  # lists assigned by L2: the sparse coarse step would probe others
+    elif type(kind) is not faiss.IndexFlatIP:
+        return index
+    sparse = SparseLists(index)
+    if len(sparse.values) > SPARSE_MAX_DENSITY * index.ntotal * index.d:
+        return index
+    return sparse
+
+
+@nb.njit(cache=True)
+def scan(
+    queries: np.ndarray,
+    centroids_t: np.ndarray,
+    nprobe: int,
+    list_start: np.ndarray,
+    vec_start: np.ndarray,
+    dims: np.ndarray,
+    values: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top-k inner products of each float32 (nq, d) query over the vectors of its nprobe nearest
+    lists (by inner product with the (d, nlist) centroids), as SparseLists.search returns them."""
+    nq = queries.shape[0]
+    nlist = centroids_t.shape[1]
+    out_scores = np.empty((nq, k), dtype=np.float32)
+    out_labels = np.empty((nq, k), dtype=np.int64)
+    coarse = np.empty(nlist, dtype=np.float32)
+    near_scores = np.empty(nprobe, dtype=np.float32)
+    near_lists = np.empty(nprobe, dtype=np.int64)
+    heap_scores = np.empty(k, dtype=np.float32)
+    heap_labels = np.empty(k, dtype=np.int64)
+    for q in range(nq):
+        query = queries[q]
+        coarse[:] = 0.0
+        for p in range(query.shape[0]):
+            weight = query[p]
+            if weight != 0.0:
+                row = centroids_t[p]
+                for c in range(nlist):
+                    coarse[c] += weight * row[c]
+        # The nprobe nearest lists, and then the k best vectors in them: min-heaps whose root is the
+        # score to beat.
+        near_scores[:] = NOT_FOUND_SCORE
+        near_lists[:] = -1
+        for c in range(nlist):
+            if nprobe > 0 and coarse[c] > near_scores[0]:
+                _replace_root(near_scores, near_lists, coarse[c], c)
+        heap_scores[:] = NOT_FOUND_SCORE
+        heap_labels[:] = -1
+        for list_no in near_lists:
+            if list_no < 0:
+                continue
+            for v in range(list_start[list_no], list_start[list_no + 1]):
+                score = np.float32(0.0)
+                for p in range(vec_start[v], vec_start[v + 1]):
+                    score += values[p] * query[dims[p]]
+                if k > 0 and score > heap_scores[0]:
+                    _replace_root(heap_scores, heap_labels, score, labels[v])
+        order = np.argsort(-heap_scores, kind="mergesort")
+        for i in range(k):
+            out_scores[q, i] = heap_scores[order[i]]
+            out_labels[q, i] = heap_labels[order[i]]
+    return out_scores, out_labels
+
+
+@nb.njit(cache=True, inline="always")
+def _replace_root(scores: np.ndarray, labels: np.ndarray, score: np.float32, label: int) -> None:
+    """Put (score, label) in place of the root of the min-heap (scores, labels) and sift it down."""
+    k = scores.shape[0]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        if child + 1 < k and scores[child + 1] < scores[child]:
+            child += 1
+        if scores[child] >= score:
+            break
+        scores[pos] = scores[child]
+        labels[pos] = labels[child]
+        pos = child
+    scores[pos] = score
+    labels[pos] = label
