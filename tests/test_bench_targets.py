@@ -172,6 +172,27 @@ def test_results_md_carries_the_targets_table_instead_of_the_goals_sentence() ->
     assert "**= unaccounted** (server CPU - echo CPU - parts)" in text
 
 
+def _with_first_windows() -> list[dict[str, Any]]:
+    """The fixture's runs and each Redis-block worker's first window: half the rate with Redis."""
+    return [
+        *_runs(),
+        _run("redis-warmup", "bidder", "unary", "closed", 3000, 90),
+        _run("redis-warmup", "bidder-redis", "unary", "closed", 1500, 200),
+    ]
+
+
+def test_the_redis_target_reads_the_windows_after_each_workers_first() -> None:
+    summary = summarize(_with_first_windows(), PLAN, PROFILE, SERVICES, RECALL)
+    first = summary["redis"]["unary"]["first_window"]
+    assert (summary["redis"]["unary"]["throughput_ratio"], first["throughput_ratio"]) == (0.9, 0.5)
+
+
+def test_the_first_windows_with_redis_are_reported_beside_the_table() -> None:
+    summary = summarize(_with_first_windows(), PLAN, PROFILE, SERVICES, RECALL)
+    lines = markdown._redis_lines(summary["redis"], {"sweep_size": SIZE})
+    assert any("1,500/s with Redis against 3,000/s in process (0.50x)" in line for line in lines)
+
+
 def test_the_bidder_with_redis_is_started_with_its_url(tmp_path: Path) -> None:
     command = bidder_command(tmp_path, 1234, 1, tmp_path, redis_url="redis://127.0.0.1:6380/0")
     assert command[command.index("--redis-url") + 1] == "redis://127.0.0.1:6380/0"

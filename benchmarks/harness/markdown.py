@@ -354,6 +354,17 @@ def _redis_lines(redis: dict[str, Any], plan: dict[str, Any]) -> list[str]:
                 f"{_us(r.get('redis_server_cpu_us_per_request'))} us",
             )
         )
+    first = redis.get("unary", {}).get("first_window", {})
+    if first.get("redis"):
+        lines += [
+            "",
+            "Measured after one unary window of each worker since it started, reported apart: in that "
+            f"first window, {_rate(first.get('redis'))} with Redis against "
+            f"{_rate(first.get('in_process'))} in process ({_x(first.get('throughput_ratio'))}). A fresh "
+            "worker leases each campaign's slice the first "
+            "time the campaign is a candidate, a lease script a campaign (spend/lease.py); once its "
+            "candidates hold leases, the keeper writes bids and tops up the few running low.",
+        ]
     return lines
 
 

@@ -69,6 +69,7 @@ CATALOG_LOADS = (
 )
 HTTP_ECHO = "http-echo"  # the runs' service name of the HTTP echo ("echo" is the gRPC one)
 REDIS_BIDDER = "bidder-redis"  # the runs' service name of the bidder with its spend state in Redis
+WARMUP_BLOCK = "redis-warmup"  # each Redis-block worker's first window after it started
 REDIS_SERVER = "/usr/bin/redis-server"  # where Debian's package puts it (else found on PATH)
 PY_SPY_SECONDS = 5.0  # --py-spy: how long the bidder is sampled
 
@@ -428,6 +429,18 @@ class Suite:
             ):
                 assert redis.process is not None
                 pair = {"bidder": memory, REDIS_BIDDER: shared}
+                # A fresh worker leases each campaign's slice the first time the campaign is a candidate:
+                # at 100,000 campaigns some 50,000 lease scripts in its first seconds of traffic. One
+                # window of each first, reported apart ("redis-warmup"): the target reads the windows
+                # after it, a worker in its steady state.
+                for name, service in pair.items():
+                    other = [s for s in pair.values() if s is not service]
+                    meta = {
+                        "block": WARMUP_BLOCK, "service": name, "campaigns": campaigns, "workers": 1,
+                        "rpc": "unary", "mode": "closed", "repeat": 0,
+                    }  # fmt: skip
+                    spec = self._spec(BIDDER_SERVICE, "unary", "closed")
+                    self.measure(clients, service, other, spec, meta, beside=(redis.process.pid,))
                 for repeat in range(self.plan.repeats):
                     for rpc in self.plan.redis_rpcs:
                         for name, service in pair.items():
@@ -691,6 +704,10 @@ def _redis_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     by_rpc: dict[str, Any] = {}
     for rpc in ("unary", "stream"):
         memory = report.medians(report.select(runs, block="redis", service="bidder", rpc=rpc))
+        first = {
+            name: report.medians(report.select(runs, block=WARMUP_BLOCK, service=name, rpc=rpc))
+            for name in ("bidder", REDIS_BIDDER)
+        }
         shared_runs = report.select(runs, block="redis", service=REDIS_BIDDER, rpc=rpc)
         beside = [r["beside_cpu_us_per_request"] for r in shared_runs if r.get("beside_cpu_us_per_request")]
         by_rpc[rpc] = {
@@ -700,6 +717,14 @@ def _redis_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "throughput_ratio": report.ratio(
                 report.medians(shared_runs).get("throughput_rps"), memory.get("throughput_rps")
             ),
+            # Each worker's first window after it started (None where none ran: results from before).
+            "first_window": {
+                "in_process": first["bidder"].get("throughput_rps"),
+                "redis": first[REDIS_BIDDER].get("throughput_rps"),
+                "throughput_ratio": report.ratio(
+                    first[REDIS_BIDDER].get("throughput_rps"), first["bidder"].get("throughput_rps")
+                ),
+            },
         }
     return by_rpc
 
