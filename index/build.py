@@ -237,23 +237,26 @@ def tune(
             if held >= target and (floor is None or recall_at_k(index, floor[1], floor[0]) >= target):
                 break
     if "quantizer_efSearch" in params and recall >= target and held >= target:
-        params, recall, held = _narrow_quantizer_beam(index, params, tuning, held_out, target, floor)
+        params, recall, held = _narrow_quantizer_beam(
+            index, params, (recall, held), tuning, held_out, target, floor
+        )
     return params, recall, held
 
 
 def _narrow_quantizer_beam(
     index: faiss.Index,
     params: dict[str, Any],
+    recalls: tuple[float, float],
     tuning: Queries,
     held_out: Queries,
     target: float,
     floor: Queries | None,
 ) -> tuple[dict[str, Any], float, float]:
-    """`params` with the graph quantizer's beam (efSearch) as narrow as keeps the recall at `target` on
-    every query set, with the two recalls there: a beam of 128 costs a third of a search at 1,355 lists,
-    while the nprobe nearest centroids are mostly found with far less."""
+    """`params` (whose recalls on the tuning and held-out queries are `recalls`) with the graph
+    quantizer's beam (efSearch) as narrow as keeps the recall at `target` on every query set, with the two
+    recalls there: a beam of 128 costs a third of a search at 1,355 lists, while the nprobe nearest
+    centroids are mostly found with far less."""
     best = dict(params)
-    recalls = recall_at_k(index, tuning[1], tuning[0]), recall_at_k(index, held_out[1], held_out[0])
     narrower = [ef for ef in EF_SEARCH_STEPS if params["nprobe"] <= ef < params["quantizer_efSearch"]]
     for beam in sorted(narrower, reverse=True):
         trial = {**best, "quantizer_efSearch": beam}

@@ -45,27 +45,7 @@ class SparseLists:
     ids."""
 
     def __init__(self, index: faiss.Index) -> None:
-        d = index.d
-        lists: list[tuple[np.ndarray, np.ndarray]]  # each list's float32 (size, d) vectors and their ids
-        flat = faiss.downcast_index(index)
-        if isinstance(flat, faiss.IndexFlat):
-            self._ivf = None
-            centroids = np.zeros((1, d), dtype=np.float32)  # one list, always probed
-            vectors = faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * d).reshape(index.ntotal, d)
-            lists = [(vectors, np.arange(index.ntotal, dtype=np.int64))]
-        else:
-            ivf = faiss.extract_index_ivf(index)
-            self._ivf = ivf
-            centroids = ivf.quantizer.reconstruct_n(0, ivf.nlist)
-            inverted = ivf.invlists
-            assert inverted is not None, "an IVF index has its inverted lists"
-            lists = []
-            for i in range(ivf.nlist):
-                size = inverted.list_size(i)
-                # Views of FAISS's own memory (no copy of the dense lists), read once here.
-                codes = faiss.rev_swig_ptr(inverted.get_codes(i), size * d * 4) if size else np.zeros(0)
-                ids = faiss.rev_swig_ptr(inverted.get_ids(i), size) if size else np.zeros(0)
-                lists.append((codes.view(np.float32).reshape(size, d), ids.view(np.int64)))
+        self._ivf, centroids, lists = _lists(index)
         # (d, nlist): position p's weight in every centroid, contiguous.
         self.centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
         sizes = np.array([len(ids) for _, ids in lists], dtype=np.int64)
@@ -117,10 +97,34 @@ def searcher_for(index: faiss.Index) -> Searcher:
             return index  # lists assigned by L2: the sparse coarse step would probe others
     elif type(kind) is not faiss.IndexFlatIP:
         return index
-    sparse = SparseLists(index)
-    if len(sparse.values) > SPARSE_MAX_DENSITY * index.ntotal * index.d:
+    # Counted in FAISS's memory first: a dense index is never copied.
+    nonzero = sum(np.count_nonzero(vectors) for vectors, _ in _lists(index)[2])
+    if nonzero > SPARSE_MAX_DENSITY * index.ntotal * index.d:
         return index
-    return sparse
+    return SparseLists(index)
+
+
+def _lists(
+    index: faiss.Index,
+) -> tuple[faiss.IndexIVF | None, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """A flat or IVF-Flat index's IVF part (None for a flat index), its (nlist, d) centroids, and each
+    list's float32 (size, d) vectors and int64 ids: views of FAISS's own memory, no copy."""
+    d = index.d
+    flat = faiss.downcast_index(index)
+    if isinstance(flat, faiss.IndexFlat):
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * d).reshape(index.ntotal, d)
+        # One list, always probed.
+        return None, np.zeros((1, d), dtype=np.float32), [(vectors, np.arange(index.ntotal, dtype=np.int64))]
+    ivf = faiss.extract_index_ivf(index)
+    inverted = ivf.invlists
+    assert inverted is not None, "an IVF index has its inverted lists"
+    lists = []
+    for i in range(ivf.nlist):
+        size = inverted.list_size(i)
+        codes = faiss.rev_swig_ptr(inverted.get_codes(i), size * d * 4) if size else np.zeros(0)
+        ids = faiss.rev_swig_ptr(inverted.get_ids(i), size) if size else np.zeros(0)
+        lists.append((codes.view(np.float32).reshape(size, d), ids.view(np.int64)))
+    return ivf, ivf.quantizer.reconstruct_n(0, ivf.nlist), lists
 
 
 @nb.njit(cache=True)
