@@ -148,8 +148,6 @@ def scan(
     coarse = np.empty(nlist, dtype=np.float32)
     near_scores = np.empty(nprobe, dtype=np.float32)
     near_lists = np.empty(nprobe, dtype=np.int64)
-    heap_scores = np.empty(k, dtype=np.float32)
-    heap_labels = np.empty(k, dtype=np.int64)
     for q in range(nq):
         query = queries[q]
         coarse[:] = 0.0
@@ -159,15 +157,21 @@ def scan(
                 row = centroids_t[p]
                 for c in range(nlist):
                     coarse[c] += weight * row[c]
-        # The nprobe nearest lists, and then the k best vectors in them: min-heaps whose root is the
-        # score to beat.
+        # The nprobe nearest lists: a min-heap whose root is the score to beat (nprobe is a few dozen).
         near_scores[:] = NOT_FOUND_SCORE
         near_lists[:] = -1
         for c in range(nlist):
             if nprobe > 0 and coarse[c] > near_scores[0]:
                 _replace_root(near_scores, near_lists, coarse[c], c)
-        heap_scores[:] = NOT_FOUND_SCORE
-        heap_labels[:] = -1
+        # Every probed vector's score, then the k best of them by selection: a min-heap of k = 100 costs
+        # more than the scan itself at a thousand or so vectors, as a near list's scores come in no order.
+        probed = 0
+        for list_no in near_lists:
+            if list_no >= 0:
+                probed += list_start[list_no + 1] - list_start[list_no]
+        scores = np.empty(probed, dtype=np.float32)
+        found = np.empty(probed, dtype=np.int64)
+        n = 0
         for list_no in near_lists:
             if list_no < 0:
                 continue
@@ -175,13 +179,46 @@ def scan(
                 score = np.float32(0.0)
                 for p in range(vec_start[v], vec_start[v + 1]):
                     score += values[p] * query[dims[p]]
-                if k > 0 and score > heap_scores[0]:
-                    _replace_root(heap_scores, heap_labels, score, labels[v])
-        order = np.argsort(-heap_scores, kind="mergesort")
-        for i in range(k):
-            out_scores[q, i] = heap_scores[order[i]]
-            out_labels[q, i] = heap_labels[order[i]]
+                scores[n] = score
+                found[n] = labels[v]
+                n += 1
+        _best_k(scores, found, out_scores[q], out_labels[q])
     return out_scores, out_labels
+
+
+@nb.njit(cache=True)
+def _best_k(scores: np.ndarray, labels: np.ndarray, out_scores: np.ndarray, out_labels: np.ndarray) -> None:
+    """The len(out_scores) best of (scores, labels), best first, into the outputs; padded with
+    NOT_FOUND_SCORE and -1 past len(scores)."""
+    k, n = out_scores.shape[0], scores.shape[0]
+    if n > k > 0:
+        # The k-th best score; those above it, then as many at it as there is room for (ties at the
+        # k-th score are equals, as in FAISS's own heap).
+        kth = np.partition(scores, n - k)[n - k]
+        taken = 0
+        for i in range(n):
+            if scores[i] > kth:
+                out_scores[taken] = scores[i]
+                out_labels[taken] = labels[i]
+                taken += 1
+        for i in range(n):
+            if taken == k:
+                break
+            if scores[i] == kth:
+                out_scores[taken] = kth
+                out_labels[taken] = labels[i]
+                taken += 1
+    else:
+        taken = min(n, k)
+        out_scores[:taken] = scores[:taken]
+        out_labels[:taken] = labels[:taken]
+    order = np.argsort(-out_scores[:taken], kind="mergesort")
+    best_scores = out_scores[:taken][order]
+    best_labels = out_labels[:taken][order]
+    out_scores[:taken] = best_scores
+    out_labels[:taken] = best_labels
+    out_scores[taken:] = NOT_FOUND_SCORE
+    out_labels[taken:] = -1
 
 
 @nb.njit(cache=True, inline="always")

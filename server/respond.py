@@ -73,7 +73,7 @@ class Responder:
             cid=bid.campaign_id,
             crid=bid.creative_id,
             cat=(str(table.category[row]),),
-            attr=tuple(a for a in range(1, 32) if attr_bits >> a & 1),
+            attr=tuple(a for a in range(1, 32) if attr_bits >> a & 1) if attr_bits else (),
             w=w,
             h=h,
             dealid=bid.deal_id,

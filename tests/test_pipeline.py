@@ -17,8 +17,9 @@ from personabid.errors import InvalidRequest
 from personabid.openrtb.request import Banner, BidRequest, Device, Geo, Regs, Site, Tag, User
 from personabid.profiles.store import Profile, ProfileUnavailable
 from personabid.reload import warm_up
-from personabid.spend.control import SpendControl
-from personabid.spend.store import MemoryStore, Reservation, Settlement, utc_day
+from personabid.spend.control import SpendControl, SpendSettings
+from personabid.spend.pacing import PacingParams
+from personabid.spend.store import MemoryStore, Reservation, Settlement, cost_micros, utc_day
 from tests.auctions import persona_auction
 from tests.tcf import tc_string
 
@@ -248,6 +249,25 @@ def test_campaigns_without_budget_left_do_not_bid(demo_dir: Path) -> None:
     decider = Decider(snapshot, DecisionSettings(), clock=lambda: NOW, spend=spend)
     spend.refresh(table)
     assert decider.decide(persona_request(decider, 5)).nbr == NoBid.BUDGET_EXHAUSTED
+
+
+def test_a_budget_for_one_bid_buys_one_of_the_requests_impressions(demo_dir: Path) -> None:
+    snapshot = Snapshot.load(demo_dir / "index", demo_dir / "model")
+    table = snapshot.bundle.campaigns
+    # Pacing that never throttles (its first step would, the budget being nearly spent): the budget decides.
+    spend = SpendControl(MemoryStore(), SpendSettings(pacing=PacingParams(step=0.0)), clock=lambda: NOW)
+    # The persona's own campaign alone, so that no other campaign takes the impression it cannot buy.
+    decider = Decider(snapshot, DecisionSettings(top_k=1), clock=lambda: NOW, spend=spend)
+    request = persona_request(decider, 5)
+    price = decider.decide(replace(request, test=1)).bids[0].price
+    budget = round(float(table.daily_budget[5]) * 1_000_000)
+    left = cost_micros(price) * 3 // 2  # one bid's cost and a half
+    spend.store.apply(
+        Settlement("bill", "win:x", 3600, utc_day(NOW), str(table.campaign_id[5]), "x:1", budget - left, NOW)
+    )
+    spend.refresh(table)
+    decision = decider.decide(replace(request, imp=(request.imp[0], replace(request.imp[0], id="2"))))
+    assert [b.imp_id for b in decision.bids] == ["1"]
 
 
 def test_a_test_auction_reserves_nothing(demo_dir: Path) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from personabid.spend.redis_store import RedisStore
-from personabid.spend.store import MemoryStore, Reservation, Settlement, SpendStore
+from personabid.spend.store import MemoryStore, Reservation, Settlement, SpendStore, utc_day
 from tests.bid_records import bid_record
 from tests.conftest import RedisServer
 
@@ -114,3 +117,10 @@ def test_touched_lists_campaigns_that_moved_or_are_in_flight(store: SpendStore) 
     assert sorted(store.touched(DAY, NOW - 1)) == ["c1", "c2"]
     assert store.touched(DAY, NOW + 30) == ["c1"], "c1 stays touched while its bid is in flight"
     assert store.touched("20261124", NOW - 1) == []
+
+
+@given(st.lists(st.floats(min_value=-1e10, max_value=1e11), min_size=1, max_size=5))
+def test_the_utc_day_of_any_moment_is_its_calendar_day(moments: list[float]) -> None:
+    # In any order: the day remembered from the moment before must not answer for another day.
+    for now in moments:
+        assert utc_day(now) == time.strftime("%Y%m%d", time.gmtime(now))

@@ -75,6 +75,7 @@ class Eligible:
     scores: np.ndarray
     removed: tuple[int, ...]  # candidates removed by each kernel step, in CHAIN order
     emptied: Step | None  # the step that left no candidate (None while some are left)
+    budget_left: np.ndarray | None = None  # the budget step's input, narrowed with `rows`
 
 
 def eligible(
@@ -88,15 +89,17 @@ def eligible(
     """The candidates that pass the kernel's steps (arguments as first_failures)."""
     failures = first_failures(table, rows, scores, context, match_scale, budget_left)
     keep, removed = _tally(failures, KERNEL_STEPS)
+    kept_left = budget_left
     if keep.shape[0] == rows.shape[0]:
         kept_rows, kept_scores = rows, scores
     else:
         kept_rows, kept_scores = rows[keep], scores[keep]
+        kept_left = budget_left[keep] if budget_left is not None else None
     emptied = None
     if keep.shape[0] == 0:
         # No candidate at all (an empty index) reads as none similar enough.
         emptied = CHAIN[max(int(failures.max(initial=0)) - 1, 0)]
-    return Eligible(kept_rows, kept_scores, tuple(removed.tolist()), emptied)
+    return Eligible(kept_rows, kept_scores, tuple(removed.tolist()), emptied, kept_left)
 
 
 def first_failures(

@@ -268,17 +268,19 @@ class Decider:
         try:
             budget_left = spend_control.budget_left(table, rows) if spend_control is not None else None
             passed = eligible(table, rows, scores, context, scale, budget_left)
-            rows, scores = passed.rows, passed.scores
+            rows, scores, budget_left = passed.rows, passed.scores, passed.budget_left
             for step, count in zip(CHAIN[:KERNEL_STEPS], passed.removed, strict=True):
                 if count:
                     decision.removed[step.name] = decision.removed.get(step.name, 0) + count
-            if len(rows) and spend_control is not None:
+            if len(rows) and spend_control is not None and budget_left is not None:
                 spend = spend_control
                 for step, mask in (
                     (CHAIN[KERNEL_STEPS], lambda r: spend.under_cap(table, r, user_key)),
                     (CHAIN[KERNEL_STEPS + 1], lambda r: spend.paced_in(table, r)),
                 ):
-                    rows, scores = _narrow(decision, step.name, mask(rows), rows, scores)
+                    rows, scores, (budget_left,) = _narrow_with(
+                        decision, step.name, mask(rows), rows, scores, budget_left
+                    )
                     if len(rows) == 0:
                         lap("filter")
                         return _no_bid(decision, step.reason, step.detail)
@@ -299,7 +301,7 @@ class Decider:
         if self._scores_tags:
             context_tokens[MULTI_VALUED] = self._tag_tokens[user_tags()]
         furthest = NoBid.NO_ELIGIBLE_CAMPAIGN
-        for imp in request.imp:
+        for position, imp in enumerate(request.imp):
             try:
                 outcome = self._decide_impression(
                     decision,
@@ -311,6 +313,8 @@ class Decider:
                     (now, user_key, user_tags),
                     lap,
                     spend_control,
+                    # The budgets read for the filters hold until a reservation: the first impression's.
+                    budget_left if position == 0 else None,
                 )
             except StateUnavailable as exc:
                 decision.bids.clear()  # reservations already made expire on their own
@@ -390,27 +394,33 @@ class Decider:
         user_context: tuple[float, str, Callable[[], np.ndarray]],
         lap: Callable[[str], None],
         spend: SpendControl | None,
+        budget_left: np.ndarray | None,
     ) -> Bid | NoBid:
+        """`budget_left` is the spend control's budgets of `rows` if still current, None to read them."""
         table = self._table
         currencies = self.settings.currencies
+        if spend is not None and budget_left is None:
+            budget_left = spend.budget_left(table, rows)
+        # Narrowed with the rows; a test auction (no spend control) has no budget, and its zeros are unread.
+        left = budget_left if budget_left is not None else np.zeros(len(rows), dtype=np.int64)
         # Each step narrows the rows (and its own per-row arrays) its predecessor kept: an array built
         # before a narrowing would no longer line up with the rows it is applied to.
         creatives = fit(table, rows, needs_of(table, imp))
-        rows, scores, (creatives,) = _narrow_with(
-            decision, "creative", creatives >= 0, rows, scores, creatives
+        rows, scores, (creatives, left) = _narrow_with(
+            decision, "creative", creatives >= 0, rows, scores, creatives, left
         )
         if len(rows) == 0:
             lap("filter")
             return NoBid.NO_FITTING_CREATIVE
         terms: DealTerms = deal_terms(table, rows, imp, self.settings.seat, currencies)
-        rows, scores, (creatives, floors, deals) = _narrow_with(
-            decision, "deal", terms.eligible, rows, scores, creatives, terms.floors, terms.deals
+        rows, scores, (creatives, floors, deals, left) = _narrow_with(
+            decision, "deal", terms.eligible, rows, scores, creatives, terms.floors, terms.deals, left
         )
         if len(rows) == 0:
             lap("filter")
             return NoBid.UNSUPPORTED_CURRENCY if terms.unpriced else NoBid.NO_ELIGIBLE_CAMPAIGN
-        rows, scores, (creatives, floors, deals) = _narrow_with(
-            decision, "floor", table.max_bid[rows] >= floors, rows, scores, creatives, floors, deals
+        rows, scores, (creatives, floors, deals, left) = _narrow_with(
+            decision, "floor", table.max_bid[rows] >= floors, rows, scores, creatives, floors, deals, left
         )
         if len(rows) == 0:
             lap("filter")
@@ -423,7 +433,6 @@ class Decider:
         pctr = self.snapshot.model.pctr(indices)
         lap("score")
 
-        budget_left = spend.budget_left(table, rows) if spend is not None else None
         prices, winner, short_of_budget = self._strategy.priced_pick(
             table.base_bid,
             table.max_bid,
@@ -432,7 +441,7 @@ class Decider:
             self.snapshot.model.avg_ctr,
             floors,
             terms.fixed(deals),
-            budget_left,
+            left if spend is not None else None,
         )
         now, user_key, user_tags = user_context
         record: BidRecord | None = None
@@ -520,6 +529,9 @@ class Decider:
             model=self.snapshot.model.version,
             sources=sources,
             arms=arms,
+            # The cap in force when the bid is made, which its win counts a view against.
+            freq_cap=int(table.freq_cap[row]),
+            freq_window=float(table.freq_window[row]),
         )
 
 
@@ -538,19 +550,13 @@ def _narrow_with(
     scores: np.ndarray,
     *aligned: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-    """_narrow, also narrowing per-row arrays that line up with `rows`."""
+    """Keep the candidates `keep` says of `rows`, their `scores` and the per-row arrays that line up with
+    them, counting under `name` the candidates removed."""
     removed = len(rows) - int(np.count_nonzero(keep))
     if not removed:
         return rows, scores, aligned
     decision.removed[name] = decision.removed.get(name, 0) + removed
     return rows[keep], scores[keep], tuple(a[keep] for a in aligned)
-
-
-def _narrow(
-    decision: Decision, name: str, keep: np.ndarray, rows: np.ndarray, scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    rows, scores, _ = _narrow_with(decision, name, keep, rows, scores)
-    return rows, scores
 
 
 def _no_bid(decision: Decision, reason: NoBid, detail: str) -> Decision:

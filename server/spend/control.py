@@ -338,6 +338,11 @@ class SpendControl:
         now = self.clock()
         amount = cost_micros(price)
         view = self._view_of(table)
+        # The win counts a view against the cap in force when the bid was made (the decision's record
+        # says it already; a record made without it is copied with it).
+        cap, window = int(table.freq_cap[row]), float(table.freq_window[row])
+        if record.freq_cap != cap or record.freq_window != window:
+            record = replace(record, freq_cap=cap, freq_window=window)
         reservation = Reservation(
             day=utc_day(now),
             campaign=str(table.campaign_id[row]),
@@ -345,10 +350,7 @@ class SpendControl:
             key=key,
             amount=amount,
             expires=now + self.settings.inflight_seconds,
-            # The win counts a view against the cap in force when the bid was made.
-            record=replace(
-                record, freq_cap=int(table.freq_cap[row]), freq_window=float(table.freq_window[row])
-            ),
+            record=record,
             now=now,
         )
         if self._book is not None:

@@ -334,4 +334,16 @@ class MemoryStore:
 
 
 def utc_day(now: float) -> str:
-    return time.strftime("%Y%m%d", time.gmtime(now))
+    """The UTC day of unix seconds `now`, "YYYYMMDD"."""
+    global _day
+    start, end, text = _day
+    if start <= now < end:  # every bid reads it, and nearly all of them fall on the day before
+        return text
+    start = now - now % 86400
+    text = time.strftime("%Y%m%d", time.gmtime(start))
+    _day = (start, start + 86400, text)
+    return text
+
+
+# The last day utc_day named: its first second, the next day's, and its name (one tuple, swapped whole).
+_day: tuple[float, float, str] = (0.0, 0.0, "")
