@@ -153,23 +153,32 @@ def test_the_checker_names_a_recall_outside_zero_to_one() -> None:
     ]
 
 
-def test_results_md_carries_the_targets_table_instead_of_the_goals_sentence() -> None:
-    plan = dataclasses.asdict(PLAN)
+def _results(summary: dict[str, Any]) -> dict[str, Any]:
+    """A results.json of the fixture's summary, as `personabid bench` writes it."""
     machine = {
         "cpu": "cpu", "cores": 2, "memory_gib": 1, "kernel": "k", "python": "3", "grpcio": "1", "faiss": "1",
         "loadavg_start": [1.0], "loadavg_end": [1.0],
     }  # fmt: skip
-    summary = _summary()
-    results: dict[str, Any] = {
-        "summary": summary, "machine": machine, "plan": plan, "started_utc": "now", "seconds": 1.0,
-        "profile": PROFILE,
+    return {
+        "summary": summary, "machine": machine, "plan": dataclasses.asdict(PLAN), "started_utc": "now",
+        "seconds": 1.0, "profile": PROFILE,
     }  # fmt: skip
-    text = markdown.e2e_section(results)
+
+
+def test_results_md_carries_the_targets_table_instead_of_the_goals_sentence() -> None:
+    summary = _summary()
+    text = markdown.e2e_section(_results(summary))
     assert "### Targets" in text and "Goals at" not in text
     for row in summary["targets"]:
         assert f"| {row['target']} | {row['goal']} | {row['today_text']} |" in text
     assert "### Spend state in Redis" in text and "### Recall of the match on user-like queries" in text
     assert "**= unaccounted** (server CPU - echo CPU - parts)" in text
+
+
+def test_the_half_load_line_says_how_busy_the_bidder_was_there() -> None:
+    text = markdown.e2e_section(_results(_summary()))
+    # The fixture's half-load bidder: 300 us of CPU a request at 1,800/s.
+    assert "The bidder's server was then busy 54 % of a core: 300 us of CPU a request at that rate." in text
 
 
 def _with_first_windows() -> list[dict[str, Any]]:

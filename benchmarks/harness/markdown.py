@@ -31,6 +31,18 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f} %"
 
 
+def _busy(run: dict[str, Any]) -> str:
+    """How busy a run kept its server's core: a request's CPU costs more at a lower rate (fewer calls per
+    wakeup of the event loop, caches emptied between them), so half the maximum rate is not half busy."""
+    cpu, rate = run.get("server_cpu_us_per_request"), run.get("throughput_rps")
+    if not cpu or not rate:
+        return ""
+    return (
+        f" The bidder's server was then busy {100 * cpu * rate / 1e6:.0f} % of a core: "
+        f"{_us(cpu)} us of CPU a request at that rate."
+    )
+
+
 FLOOR_LABELS = {"unary": "gRPC echo, unary", "stream": "gRPC echo, stream", "http": "HTTP echo, POST"}
 
 
@@ -203,10 +215,11 @@ def e2e_section(results: dict[str, Any]) -> str:
         )
     half = s.get("half_load", {})
     if half.get("offered_rps"):
+        bidder = half["bidder"]
         lines.append(
             f"- At half the bidder's closed-loop maximum, {_rate(half['offered_rps'])} offered to both: p99 "
-            f"bidder {_us(half['bidder'].get('p99_us'))} us, echo {_us(half['echo'].get('p99_us'))} us "
-            f"({_x(half.get('p99_ratio'))})."
+            f"bidder {_us(bidder.get('p99_us'))} us, echo {_us(half['echo'].get('p99_us'))} us "
+            f"({_x(half.get('p99_ratio'))}).{_busy(bidder)}"
         )
     lines += _redis_lines(s.get("redis", {}), plan)
     lines += _recall_lines(s.get("recall", {}))
