@@ -163,3 +163,18 @@ def test_refresh_picks_up_spend_made_by_another_process() -> None:
     clock.now += 1
     mine.refresh(t)
     assert mine.budget_left(t, ROWS)[0] == 10_000 - 4_000
+
+
+def test_a_worker_that_does_not_lead_the_pacing_step_throttles_by_the_rates_the_leader_wrote() -> None:
+    clock = Clock(MIDNIGHT + 3600)  # an hour into the day: the plan has spent 1/24 of the budget
+    store = MemoryStore()
+    leader, follower = (
+        SpendControl(store, SpendSettings(), clock=clock, rng=np.random.default_rng(seed)) for seed in (1, 2)
+    )
+    t = table(budget=100.0)
+    assert leader.reserve(t, 0, 50_000.0, "a1:1", bid_record("a1:1"))  # 50 USD: far ahead of the plan
+    assert win(leader, "a1", 50_000.0) == "applied"
+    leader.refresh(t)  # leads this interval's step: the rate falls
+    follower.refresh(t)  # the same interval: reads the rate the leader wrote
+    taken = sum(bool(follower.paced_in(t, ROWS)[0]) for _ in range(200))
+    assert 0 < taken < 200

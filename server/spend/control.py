@@ -142,6 +142,7 @@ class _View:
     refreshed: float = 0.0
     day: str = ""  # the UTC day the cache holds; "" until the first full read
     term: int = -1  # the pacing interval last stepped
+    throttled: bool = True  # some campaign's rate is under 1 (set whenever the rates are written)
 
 
 class SpendControl:
@@ -231,6 +232,7 @@ class SpendControl:
             ids = [str(c) for c in table.campaign_id.tolist()]
             row_of = {ids[r]: int(r) for r in budgeted.tolist()}
             view = _View(table, budgets, zeros, zeros.copy(), rates, budgeted, row_of, list(row_of), ids)
+            view.throttled = bool((rates < 1.0).any())
             if self._book is not None:
                 smallest = np.round(table.max_bid * MICROS_PER_CPM * self.settings.lease_bids)
                 self._book.bind(ids, smallest.astype(np.int64))
@@ -279,6 +281,7 @@ class SpendControl:
                 old, view.spent[view.budgeted], view.budgets[view.budgeted], planned_fraction(now), pacing
             )
             view.rates[view.budgeted] = new
+            view.throttled = bool((new < 1.0).any())
             changed = np.flatnonzero(new != old)
             # Most campaigns sit at rate 1 behind their plan: write only what moved.
             self._use(lambda: self.store.set_pacing({ids[i]: float(new[i]) for i in changed}))
@@ -286,6 +289,7 @@ class SpendControl:
             rates = self._use(lambda: self.store.pacing(ids))
             known = np.array([r is not None for r in rates], dtype=bool)
             view.rates[view.budgeted[known]] = [r for r in rates if r is not None]
+            view.throttled = bool((view.rates < 1.0).any())
 
     # -- decision time -------------------------------------------------------------------------------
 
@@ -303,13 +307,22 @@ class SpendControl:
     def paced_in(self, table: CampaignTable, rows: np.ndarray) -> np.ndarray:
         """bool (len(rows),): the campaigns that take part in this auction, by their throttle rates."""
         view = self._view_of(table)
+        # While no campaign is throttled (a day's start, a catalog behind its plan or without budgets)
+        # every candidate takes part: nothing to draw.
+        if not view.throttled:
+            return np.ones(len(rows), dtype=bool)
         return self.rng.random(len(rows)) < view.rates[rows]
 
     def under_cap(self, table: CampaignTable, rows: np.ndarray, user: str) -> np.ndarray:
         """bool (len(rows),): the user has seen each campaign fewer times than its cap allows."""
         keep = np.ones(len(rows), dtype=bool)
+        # Without leases the store may know at once that the user saw nothing: asked first, before the
+        # candidates' caps are read. (The local views' `knows` marks the user for the next refresh, so
+        # it is asked only when some cap applies.)
+        if not user or (self._book is None and not self.store.may_have_views(user)):
+            return keep
         capped = np.flatnonzero(table.freq_cap[rows] > 0)
-        if not user or capped.size == 0:
+        if capped.size == 0:
             return keep
         # Most users a bid is considered for have seen none of the campaigns: they are answered before a
         # list of ids is built (tens of them a decision, about as much as the rest of the caps' work).
@@ -318,8 +331,6 @@ class SpendControl:
                 raise StateUnavailable("the spend store is unreachable; retrying shortly")
             if not self._views.knows(user):
                 return keep
-        elif not self.store.may_have_views(user):
-            return keep
         capped_rows = rows[capped]
         every_id = self._view_of(table).ids
         ids = [every_id[r] for r in capped_rows.tolist()]
