@@ -142,7 +142,13 @@ class _View:
     refreshed: float = 0.0
     day: str = ""  # the UTC day the cache holds; "" until the first full read
     term: int = -1  # the pacing interval last stepped
-    throttled: bool = True  # some campaign's rate is under 1 (set whenever the rates are written)
+    throttled: bool = False  # some campaign's rate is under 1 (kept by set_rates)
+
+    def set_rates(self, rows: np.ndarray, rates: np.ndarray | list[float] | float) -> None:
+        """The throttle rates of `rows`; every write of the rates goes through here, so that `throttled`
+        stays true to them."""
+        self.rates[rows] = rates
+        self.throttled = bool((self.rates < 1.0).any())
 
 
 class SpendControl:
@@ -226,13 +232,12 @@ class SpendControl:
         if view is None or view.table is not table:
             budgets = np.round(table.daily_budget * MICROS * self.settings.budget_share).astype(np.int64)
             budgeted = np.flatnonzero(budgets > 0)
-            rates = np.ones(len(table))
-            rates[budgeted] = self.settings.pacing.initial_rate
             zeros = np.zeros(len(table), dtype=np.int64)
             ids = [str(c) for c in table.campaign_id.tolist()]
             row_of = {ids[r]: int(r) for r in budgeted.tolist()}
+            rates = np.ones(len(table))
             view = _View(table, budgets, zeros, zeros.copy(), rates, budgeted, row_of, list(row_of), ids)
-            view.throttled = bool((rates < 1.0).any())
+            view.set_rates(budgeted, self.settings.pacing.initial_rate)
             if self._book is not None:
                 smallest = np.round(table.max_bid * MICROS_PER_CPM * self.settings.lease_bids)
                 self._book.bind(ids, smallest.astype(np.int64))
@@ -280,16 +285,14 @@ class SpendControl:
             new = next_rates(
                 old, view.spent[view.budgeted], view.budgets[view.budgeted], planned_fraction(now), pacing
             )
-            view.rates[view.budgeted] = new
-            view.throttled = bool((new < 1.0).any())
+            view.set_rates(view.budgeted, new)
             changed = np.flatnonzero(new != old)
             # Most campaigns sit at rate 1 behind their plan: write only what moved.
             self._use(lambda: self.store.set_pacing({ids[i]: float(new[i]) for i in changed}))
         else:
             rates = self._use(lambda: self.store.pacing(ids))
             known = np.array([r is not None for r in rates], dtype=bool)
-            view.rates[view.budgeted[known]] = [r for r in rates if r is not None]
-            view.throttled = bool((view.rates < 1.0).any())
+            view.set_rates(view.budgeted[known], [r for r in rates if r is not None])
 
     # -- decision time -------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from personabid.bidrecord import BidRecord
+from personabid.spend.pacing import DAY
 
 MAX_TERMS = 1024  # pacing intervals remembered by the in-process store's lead()
 MICROS_PER_CPM = 1000  # a CPM price of 1.0 costs 0.001 per impression = 1000 micros
@@ -337,11 +338,11 @@ def utc_day(now: float) -> str:
     """The UTC day of unix seconds `now`, "YYYYMMDD"."""
     global _day
     start, end, text = _day
-    if start <= now < end:  # every bid reads it, and nearly all of them fall on the day before
+    if start <= now < end:  # every bid reads it, and nearly every bid falls on the day the one before did
         return text
-    start = now - now % 86400
+    start = now - now % DAY
     text = time.strftime("%Y%m%d", time.gmtime(start))
-    _day = (start, start + 86400, text)
+    _day = (start, start + DAY, text)
     return text
 
 
