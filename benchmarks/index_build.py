@@ -282,7 +282,10 @@ def build_tuned(vectors: np.ndarray, index_type: str, target: float) -> tuple[fa
         "target_met": target_met,
         "tuning": [message for _, message in events.events if message.startswith("tuning:")],
         "build_seconds": round(build_seconds, 2),
-        "memory_estimate_mb": round(memory_estimate(index_type, len(vectors), vectors.shape[1]) / MB, 1),
+        "memory_estimate_mb": round(
+            memory_estimate(index_type, len(vectors), vectors.shape[1], int(np.count_nonzero(vectors))) / MB,
+            1,
+        ),
     }
 
 

@@ -33,6 +33,7 @@ import faiss
 import numpy as np
 
 from personabid.index.bundle import apply_search_params
+from personabid.index.sparse import copy_bytes
 from personabid.index.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -75,17 +76,19 @@ class IndexChoice:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def memory_estimate(index_type: str, n: int, dims: int) -> int:
-    """Bytes an index of `n` vectors takes in memory, near enough to choose a type by."""
+def memory_estimate(index_type: str, n: int, dims: int, nonzero: int | None = None) -> int:
+    """Bytes an index of `n` vectors takes in memory, near enough to choose a type by; with the vectors'
+    count of `nonzero` weights, a flat or IVF-Flat index's sparse copy (index/sparse.py) too."""
     if index_type == "flat":
-        return n * dims * 4
+        return n * dims * 4 + (copy_bytes(n, 1, dims, nonzero) if nonzero is not None else 0)
     if index_type == "hnsw":
         return n * (dims * 4 + HNSW_M * 2 * 4 + 16)
     nlist = _nlist(n)
     if index_type == "ivfflat":
         # Vectors and ids in the inverted lists, the centroids, and their graph when it has one.
         links = nlist * (HNSW_M * 2 * 4 + 16) if nlist >= QUANTIZER_HNSW_FROM else 0
-        return n * (dims * 4 + 16) + nlist * dims * 4 + links  # ids and the direct map: 8 bytes each
+        copy = copy_bytes(n, nlist, dims, nonzero) if nonzero is not None else 0
+        return n * (dims * 4 + 16) + nlist * dims * 4 + links + copy  # ids and the direct map: 8 bytes each
     return n * (math.ceil(dims / 4) + dims + 8) + nlist * dims * 4
 
 

@@ -104,11 +104,14 @@ class Selection:
     candidates: tuple[Candidate, ...]
 
 
-def candidate_types(n_vectors: int, dims: int, memory_budget: int) -> list[str]:
-    """The types an auto build measures, in the order it builds them (the cheapest to build first)."""
+def candidate_types(n_vectors: int, dims: int, memory_budget: int, nonzero: int | None = None) -> list[str]:
+    """The types an auto build measures, in the order it builds them (the cheapest to build first), among
+    those whose memory (with the vectors' `nonzero` weights: their sparse copy too) fits `memory_budget`."""
     if n_vectors <= FLAT_MAX:
         return ["flat"]
-    fitting = [t for t in ("ivfflat", "hnsw") if memory_estimate(t, n_vectors, dims) <= memory_budget]
+    fitting = [
+        t for t in ("ivfflat", "hnsw") if memory_estimate(t, n_vectors, dims, nonzero) <= memory_budget
+    ]
     return fitting or ["ivfpq"]
 
 
@@ -163,9 +166,10 @@ def select(
     k = held_out[1].shape[1]
     measured: list[Candidate] = []
     best: tuple[Candidate, faiss.Index] | None = None
+    nonzero = int(np.count_nonzero(vectors))
     for index_type in types:
         choice = choose(len(vectors), vectors.shape[1], index_type)
-        estimate = memory_estimate(index_type, len(vectors), vectors.shape[1])
+        estimate = memory_estimate(index_type, len(vectors), vectors.shape[1], nonzero)
         if index_type == "hnsw" and best is not None and best[0].search_us is not None:
             floor = hnsw_floor_us(vectors, held_out[0], k, timer, seed)
             if best[0].search_us <= floor:

@@ -67,6 +67,12 @@ class SparseLists:
         self.dims = np.concatenate(dims_parts)
         self.values = np.concatenate(values_parts)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the copy's arrays."""
+        arrays = (self.centroids_t, self.list_start, self.labels, self.vec_start, self.dims, self.values)
+        return sum(a.nbytes for a in arrays)
+
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """float32 (nq, k) inner products, best first, and int64 (nq, k) labels of the top-k vectors in
         the nprobe lists nearest each of the float32 (nq, d) queries, as the index's search answers."""
@@ -84,6 +90,16 @@ class SparseLists:
             self.labels,
             k,
         )
+
+
+def copy_bytes(n: int, lists: int, dims: int, nonzero: int) -> int:
+    """Bytes of the SparseLists of an index of `n` vectors of `dims` weights, `nonzero` of them non-zero,
+    in `lists` inverted lists (1 for a flat index): 0 when they are too dense to be copied. The server
+    holds the copy beside the index, so an index's memory estimate counts it."""
+    if n == 0 or nonzero > SPARSE_MAX_DENSITY * n * dims:
+        return 0
+    # labels and vec_start, the non-zeros' positions and weights, the centroids transposed, list_start
+    return 8 * n + 8 * (n + 1) + 8 * nonzero + 4 * dims * lists + 8 * (lists + 1)
 
 
 def searcher_for(index: faiss.Index) -> Searcher:

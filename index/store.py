@@ -66,8 +66,9 @@ def write_index(
     queries = recall_queries(
         personas, options.recall_k, count, options.seed, context_axes(vocab), family_axes(vocab), supplied
     )
+    nonzero = int(np.count_nonzero(personas))  # the sparse copy the server makes counts in memory
     types = (
-        candidate_types(len(personas), vocab.dims, options.memory_budget)
+        candidate_types(len(personas), vocab.dims, options.memory_budget, nonzero)
         if options.index_type == "auto"
         else [options.index_type]
     )
@@ -98,7 +99,7 @@ def write_index(
         "vectors": len(personas),
         "index_type": choice.index_type,
         "index_params": params,
-        "memory_estimate_bytes": memory_estimate(choice.index_type, len(personas), vocab.dims),
+        "memory_estimate_bytes": memory_estimate(choice.index_type, len(personas), vocab.dims, nonzero),
         "recall": {
             "k": int(truth.shape[1]),
             "queries": len(tuning),

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from personabid.index.build import build, choose, memory_estimate
 from personabid.index.bundle import apply_search_params, load_index
 from personabid.index.sparse import NOT_FOUND_SCORE, SparseLists, searcher_for
 
@@ -177,3 +178,32 @@ def test_the_demo_index_is_served_sparse_with_faiss_answers(demo_dir: Path) -> N
     assert_same_answer(
         bundle.index.search(queries, 100), bundle.searcher.search(queries, 100), vectors, queries
     )
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(16, 600), per_vector=st.integers(1, 8))
+def test_an_ivf_flat_index_estimate_counts_the_sparse_copy_to_the_byte(
+    seed: int, n: int, per_vector: int
+) -> None:
+    vectors = sparse_vectors(np.random.default_rng(seed), n, 64, per_vector)
+    index = build(vectors, choose(n, 64, "ivfflat"), seed=seed)
+    copy = searcher_for(index)
+    assert isinstance(copy, SparseLists)
+    nonzero = int(np.count_nonzero(vectors))
+    assert memory_estimate("ivfflat", n, 64, nonzero) - memory_estimate("ivfflat", n, 64) == copy.nbytes
+
+
+def test_a_flat_index_estimate_counts_the_sparse_copy_to_the_byte() -> None:
+    vectors = sparse_vectors(np.random.default_rng(6), 300, 64, 5)
+    index = faiss.IndexFlatIP(64)
+    index.add(vectors)
+    copy = searcher_for(index)
+    assert isinstance(copy, SparseLists)
+    nonzero = int(np.count_nonzero(vectors))
+    assert memory_estimate("flat", 300, 64, nonzero) - memory_estimate("flat", 300, 64) == copy.nbytes
+
+
+def test_the_estimate_of_vectors_too_dense_to_copy_counts_no_copy() -> None:
+    vectors = sparse_vectors(np.random.default_rng(7), 300, 16, 16)
+    nonzero = int(np.count_nonzero(vectors))
+    assert memory_estimate("ivfflat", 300, 16, nonzero) == memory_estimate("ivfflat", 300, 16)

@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from personabid.spend.control import Notification, SpendControl, SpendSettings
-from personabid.spend.redis_store import RedisStore
+from personabid.spend.lease import LeaseAsk
+from personabid.spend.redis_store import LEASE_BATCH, RedisStore
 from personabid.spend.store import MemoryStore, StateUnavailable, utc_day
 from tests.bid_records import bid_record
 from tests.conftest import RedisServer
@@ -103,6 +104,21 @@ def test_leases_of_racing_workers_never_add_up_to_more_than_the_budget(redis_ser
     _, inflight, leases = ledger(redis_server.url, clock.now)
     assert inflight + sum(leases.values()) <= 100_000
     assert inflight > 100_000 - 4 * 5_000, "every worker holds less than one bid of what was not spent"
+
+
+def test_the_asks_for_many_campaigns_go_to_redis_as_one_script_a_batch(redis_server: RedisServer) -> None:
+    """A fresh worker asks for the slices of hundreds of campaigns at once: one script call for each
+    LEASE_BATCH of them, not one a campaign."""
+    client = redis.Redis.from_url(redis_server.url)
+    store = opened(redis_server.url)
+    asks = [
+        LeaseAsk(DAY, f"c{i}", budget=100_000, smallest=5_000, share=0.25) for i in range(2 * LEASE_BATCH + 1)
+    ]
+    before = client.info("commandstats").get("cmdstat_evalsha", {"calls": 0})["calls"]
+    grants = store.lease("w1", asks, NOON, NOON - 30.0)
+    calls = client.info("commandstats")["cmdstat_evalsha"]["calls"] - before
+    client.close()
+    assert (calls, grants) == (3, [25_000] * len(asks))
 
 
 def test_a_win_at_another_worker_after_the_flush_bills_its_price(redis_server: RedisServer) -> None:

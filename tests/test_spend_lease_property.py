@@ -5,6 +5,7 @@ the budget."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from personabid.spend.control import Notification, SpendControl, SpendSettings
+from personabid.spend.lease import LeaseAsk
 from personabid.spend.redis_store import RedisStore
 from personabid.spend.store import cost_micros, utc_day
 from tests.bid_records import bid_record
@@ -148,4 +150,78 @@ def test_lease_spend_matches_the_reference_and_never_commits_past_the_budget(
     finally:
         for store in stores:
             store.close()
+        client.close()
+
+
+@dataclass(frozen=True)
+class Held:
+    """One campaign's state before the asks: what was spent, what is in flight (live and expired) and
+    the leases of other workers (alive or silent past the lease timeout)."""
+
+    budget: int
+    spent: int
+    live: int
+    expired: int
+    alive_lease: int
+    dead_lease: int
+
+
+held = st.builds(
+    Held,
+    budget=st.integers(0, 10**12),
+    spent=st.integers(0, 10**11),
+    live=st.integers(0, 10**11),
+    expired=st.integers(0, 10**11),
+    alive_lease=st.integers(0, 10**11),
+    dead_lease=st.integers(0, 10**11),
+)
+
+
+def reference_grants(campaigns: list[Held], asks: list[tuple[int, int, float]]) -> list[int]:
+    """One ask at a time, in order (campaign index, smallest slice, share): what is free is the budget
+    less the spend, the live amounts in flight and the live workers' leases, this worker's included."""
+    mine = [0] * len(campaigns)
+    grants = []
+    for c, smallest, share in asks:
+        h = campaigns[c]
+        free = h.budget - h.spent - h.live - h.alive_lease - mine[c]
+        grant = max(0, min(free, max(smallest, math.floor(free * share))))
+        mine[c] += grant
+        grants.append(grant)
+    return grants
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    campaigns=st.lists(held, min_size=1, max_size=8),
+    asks=st.lists(
+        st.tuples(st.integers(0, 7), st.integers(1, 10**9), st.sampled_from([0.0, 0.05, 0.25, 1.0])),
+        min_size=1,
+        max_size=1_200,  # more than two scripts' worth
+    ),
+)
+def test_a_lease_of_many_campaigns_grants_what_asking_for_each_in_turn_would(
+    redis_url: str, campaigns: list[Held], asks: list[tuple[int, int, float]]
+) -> None:
+    asks = [(c % len(campaigns), smallest, share) for c, smallest, share in asks]
+    client = redis.Redis.from_url(redis_url)
+    store = RedisStore(redis_url, timeout=5.0)
+    day, now, timeout = utc_day(NOON), NOON, 30.0
+    try:
+        client.flushdb()
+        client.zadd("pb:workers", {"alive": now - 1, "dead": now - timeout - 1})
+        for c, h in enumerate(campaigns):
+            client.set(f"pb:spend:{day}:c{c}", h.spent)
+            client.zadd(f"pb:inflight:c{c}", {"live": now + 60, "expired": now - 1})
+            client.hset(f"pb:inflight_amount:c{c}", mapping={"live": h.live, "expired": h.expired})
+            client.hset(f"pb:inflight_amount:c{c}", "total", h.live + h.expired)
+            client.hset(f"pb:lease:{day}:c{c}", mapping={"alive": h.alive_lease, "dead": h.dead_lease})
+        sent = [
+            LeaseAsk(day=day, campaign=f"c{c}", budget=campaigns[c].budget, smallest=smallest, share=share)
+            for c, smallest, share in asks
+        ]
+        grants = store.lease("me", sent, now, dead_before=now - timeout)
+        assert grants == reference_grants(campaigns, asks)
+    finally:
+        store.close()
         client.close()

@@ -375,8 +375,10 @@ def _redis_lines(redis: dict[str, Any], plan: dict[str, Any]) -> list[str]:
             f"first window, {_rate(first.get('redis'))} with Redis against "
             f"{_rate(first.get('in_process'))} in process ({_x(first.get('throughput_ratio'))}). A fresh "
             "worker leases each campaign's slice the first "
-            "time the campaign is a candidate, a lease script a campaign (spend/lease.py); once its "
-            "candidates hold leases, the keeper writes bids and tops up the few running low.",
+            "time the campaign is a candidate: its keeper asks for the slices of every campaign new since "
+            "its last turn in one round trip, one script call for up to 500 of them (spend/redis_store.py, "
+            "LEASE); once its candidates hold leases, the keeper writes bids and tops up the few running "
+            "low.",
         ]
     return lines
 

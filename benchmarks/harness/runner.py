@@ -430,7 +430,7 @@ class Suite:
                 assert redis.process is not None
                 pair = {"bidder": memory, REDIS_BIDDER: shared}
                 # A fresh worker leases each campaign's slice the first time the campaign is a candidate:
-                # at 100,000 campaigns some 50,000 lease scripts in its first seconds of traffic. One
+                # at 100,000 campaigns some 50,000 leases in its first seconds of traffic. One
                 # window of each first, reported apart ("redis-warmup"): the target reads the windows
                 # after it, a worker in its steady state.
                 for name, service in pair.items():

@@ -30,22 +30,29 @@ from personabid.spend.store import Reservation, Settlement, StateUnavailable
 
 DAY_TTL = 2 * 86_400
 FLUSH_BATCH = 500  # bids a FLUSH script writes at most
+LEASE_BATCH = 500  # campaigns a LEASE script grants slices of at most
 Argv = list[str | int | float]  # a Lua script's ARGV, each sent as a string
 
 # The amounts in flight keep their sum in the field "total" (no bid key lacks a colon), so that a sweep
-# costs what expired, not what is in flight.
-_SWEEP = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-for _, member in ipairs(expired) do
-  local gone = redis.call('HGET', KEYS[3], member)
-  if gone then
-    redis.call('HINCRBY', KEYS[3], 'total', -tonumber(gone))
-    redis.call('HDEL', KEYS[3], member)
+# costs what expired, not what is in flight. `sweep` forgets the bids of a campaign expired by `now` and
+# returns what is still in flight.
+_SWEEP_FUNCTION = """
+local function sweep(inflight_key, amount_key, now)
+  local expired = redis.call('ZRANGEBYSCORE', inflight_key, '-inf', now)
+  for _, member in ipairs(expired) do
+    local gone = redis.call('HGET', amount_key, member)
+    if gone then
+      -- As digits: Lua would write 0 as -0 and large amounts as 1e+15, which HINCRBY refuses.
+      redis.call('HINCRBY', amount_key, 'total', string.format('%d', -tonumber(gone)))
+      redis.call('HDEL', amount_key, member)
+    end
   end
+  redis.call('ZREMRANGEBYSCORE', inflight_key, '-inf', now)
+  return tonumber(redis.call('HGET', amount_key, 'total') or '0')
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-local inflight = tonumber(redis.call('HGET', KEYS[3], 'total') or '0')
 """
+# The scripts of one campaign, whose KEYS[2] and KEYS[3] are its inflight keys and ARGV[1] the time.
+_SWEEP = _SWEEP_FUNCTION + "local inflight = sweep(KEYS[2], KEYS[3], ARGV[1])\n"
 
 # KEYS: spend, inflight, inflight_amount, pending, touched.
 # ARGV: now, budget, key, amount, expires, record, ttl, campaign
@@ -101,29 +108,45 @@ redis.call('DEL', KEYS[4])
 return {'applied', pending}
 """
 
-# KEYS: spend, inflight, inflight_amount, lease, workers.
-# ARGV: now, budget, worker, smallest slice, share of what is free, dead before, day ttl
+# A batch of asks, each for a slice of one campaign's budget on one day. ARGV: now, worker, dead before, day
+# ttl, then 5 an ask: day, campaign, budget, smallest slice, share of what is free. The keys are named here
+# from those, as FLUSH names its keys: a fresh worker asks for the slices of hundreds of campaigns at once,
+# and one script call for them all costs Redis and the worker a fraction of one call per campaign.
+# Returns the micros granted an ask, 0 when none is free.
 LEASE = (
-    _SWEEP
+    _SWEEP_FUNCTION
     + """
-redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3])
-local held = 0
-local leases = redis.call('HGETALL', KEYS[4])
-for i = 1, #leases, 2 do
-  local seen = redis.call('ZSCORE', KEYS[5], leases[i])
-  if seen and tonumber(seen) >= tonumber(ARGV[6]) then
-    held = held + tonumber(leases[i + 1])
-  else
-    redis.call('HDEL', KEYS[4], leases[i])  -- a worker not heard of for the lease timeout: reclaimed
+local now, worker, dead_before, day_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+redis.call('ZADD', 'pb:workers', now, worker)
+local grants = {}
+for i = 0, (#ARGV - 4) / 5 - 1 do
+  local a = 4 + i * 5
+  local day, campaign = ARGV[a + 1], ARGV[a + 2]
+  local budget, smallest, share = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local inflight = sweep('pb:inflight:' .. campaign, 'pb:inflight_amount:' .. campaign, now)
+  local lease_key = 'pb:lease:' .. day .. ':' .. campaign
+  local held = 0
+  local leases = redis.call('HGETALL', lease_key)
+  for j = 1, #leases, 2 do
+    local seen = redis.call('ZSCORE', 'pb:workers', leases[j])
+    if seen and tonumber(seen) >= dead_before then
+      held = held + tonumber(leases[j + 1])
+    else
+      redis.call('HDEL', lease_key, leases[j])  -- a worker not heard of for the lease timeout: reclaimed
+    end
   end
+  local spent = tonumber(redis.call('GET', 'pb:spend:' .. day .. ':' .. campaign) or '0')
+  local free = budget - spent - inflight - held
+  local grant = math.min(free, math.max(smallest, math.floor(free * share)))
+  if grant > 0 then
+    redis.call('HINCRBY', lease_key, worker, string.format('%d', grant))
+    redis.call('EXPIRE', lease_key, day_ttl)
+  else
+    grant = 0
+  end
+  grants[i + 1] = grant
 end
-local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
-local free = tonumber(ARGV[2]) - spent - inflight - held
-local grant = math.min(free, math.max(tonumber(ARGV[4]), math.floor(free * tonumber(ARGV[5]))))
-if grant <= 0 then return 0 end
-redis.call('HINCRBY', KEYS[4], ARGV[3], string.format('%d', grant))
-redis.call('EXPIRE', KEYS[4], ARGV[7])
-return grant
+return grants
 """
 )
 
@@ -302,23 +325,21 @@ class RedisStore:
     def lease(self, worker: str, asks: list[LeaseAsk], now: float, dead_before: float) -> list[int]:
         """Grant `worker` a slice of each asked campaign's budget (one round trip): micros, 0 when none
         is free. Leases of workers last heard of before `dead_before` are reclaimed first."""
+        if not asks:
+            return []
+        head: Argv = [now, worker, dead_before, DAY_TTL]
 
         def run() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
-            for ask in asks:
-                c = ask.campaign
-                keys = [
-                    f"pb:spend:{ask.day}:{c}",
-                    f"pb:inflight:{c}",
-                    f"pb:inflight_amount:{c}",
-                    f"pb:lease:{ask.day}:{c}",
-                    "pb:workers",
-                ]
-                args: Argv = [now, ask.budget, worker, ask.smallest, ask.share, dead_before, DAY_TTL]
-                self._lease(keys=keys, args=args, client=pipe)
+            # Scripts of at most LEASE_BATCH asks: one script runs alone in Redis, so none runs long.
+            for i in range(0, len(asks), LEASE_BATCH):
+                args = list(head)
+                for ask in asks[i : i + LEASE_BATCH]:
+                    args += [ask.day, ask.campaign, ask.budget, ask.smallest, ask.share]
+                self._lease(keys=[], args=args, client=pipe)
             return pipe.execute()
 
-        return [int(g) for g in self._call(run)] if asks else []
+        return [int(g) for batch in self._call(run) for g in batch]
 
     def flush(self, worker: str, bids: list[tuple[Reservation, bool]], now: float) -> list[tuple[str, str]]:
         """Write bids reserved locally (with whether each came out of a lease): each one's amount moves
