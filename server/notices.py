@@ -21,6 +21,7 @@ and SpendControl judge and apply it, deduplicated by its identity.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import math
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
 from personabid.errors import InvalidRequest, PersonabidError
+from personabid.keyed_hash import KeyedHash
 from personabid.spend.control import Notification
 
 # The notice kinds, their paths under the server's base URL, and the Notification type each becomes:
@@ -54,6 +56,9 @@ KEY_LABEL = b"personabid notice-signing v1"
 MAX_QUERY_FIELDS = 16  # a notice URL has at most 9; more is not ours
 
 _MACRO = re.compile(r"\$\{[A-Z_]+\}")
+# What a URL carries as it is (RFC 3986's unreserved characters): most ids need no quoting, and a match
+# costs a tenth of quote's.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _CODE = re.compile(r"[0-9]{1,10}")
 _INT32_MAX = 2**31 - 1
@@ -88,7 +93,7 @@ def notice_urls(
     _check_key(key)
     ids = {"auction_id": auction_id, "imp_id": imp_id, "bid_id": bid_id, "campaign_id": campaign_id}
     try:
-        encoded = [quote(value, safe="") for value in ids.values()]
+        encoded = [value if _UNRESERVED.fullmatch(value) else quote(value, safe="") for value in ids.values()]
     except UnicodeEncodeError:
         name, value = next((n, v) for n, v in ids.items() if not _is_utf8(v))
         raise InvalidRequest(name, value, "must be valid Unicode text (no lone surrogates)") from None
@@ -200,8 +205,13 @@ def _encoded(ids: tuple[str, ...]) -> bytes:
 def _sign_encoded(key: bytes, kind: str, encoded_ids: bytes) -> str:
     # One bid signs four URLs over the same identity: it is encoded once (_encoded).
     name = kind.encode()
-    digest = hmac.digest(key, len(name).to_bytes(4, "big") + name + encoded_ids, "sha256")
+    digest = _keyed(key).digest(len(name).to_bytes(4, "big") + name + encoded_ids)
     return base64.urlsafe_b64encode(digest[:SIGNATURE_BYTES]).rstrip(b"=").decode("ascii")
+
+
+@functools.lru_cache(maxsize=8)  # a server signs with one key; tests and reloads with a few
+def _keyed(key: bytes) -> KeyedHash:
+    return KeyedHash(key)
 
 
 def _price(name: str, text: str | None) -> float:

@@ -6,12 +6,11 @@ The key comes from PERSONABID_PSEUDONYM_KEY, or from a key file created on first
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 from pathlib import Path
 
+from personabid.keyed_hash import KeyedHash
 from personabid.notices import notice_key
 
 KEY_ENV = "PERSONABID_PSEUDONYM_KEY"
@@ -22,6 +21,7 @@ class Pseudonymizer:
         if len(key) < 16:
             raise ValueError("a pseudonymisation key needs at least 16 bytes")
         self._key = key
+        self._hash = KeyedHash(key)
 
     def signing_key(self) -> bytes:
         """The key that signs notice URLs: derived from this one, which never signs anything itself."""
@@ -30,7 +30,7 @@ class Pseudonymizer:
     def __call__(self, user_id: str) -> str:
         if not user_id:
             return ""
-        return hmac.new(self._key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return self._hash.digest(user_id.encode()).hex()[:32]
 
     @classmethod
     def from_environment(cls, key_file: Path) -> Pseudonymizer:

@@ -13,21 +13,26 @@ auction: msg = "auction:" + the request id.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import functools
 
 from personabid.decision.pipeline import user_key_of
 from personabid.decision.restrictions import restriction
 from personabid.experiments.spec import Arm, Experiment
+from personabid.keyed_hash import KeyedHash
 from personabid.openrtb.request import BidRequest
 
 AUCTION_PREFIX = "auction:"
 
 
 def unit(salt: str, message: str) -> float:
-    """The point in [0, 1) that `message` hashes to under `salt`."""
-    digest = hmac.new(salt.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
+    """The point in [0, 1) that `message` hashes to under `salt` (HMAC-SHA256)."""
+    digest = _keyed(salt).digest(message.encode("utf-8"))
     return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@functools.lru_cache(maxsize=64)  # a salt an experiment, a few experiments running
+def _keyed(salt: str) -> KeyedHash:
+    return KeyedHash(salt.encode("utf-8"))
 
 
 def arm_index(experiment: Experiment, message: str) -> int:
