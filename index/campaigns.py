@@ -14,14 +14,17 @@ fitting stage (personabid.decision.creatives) picks one with arrays only.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from personabid.ctr.features import token
 from personabid.errors import ArtifactError
+
+T = TypeVar("T")
 
 CODE_TABLES = (
     "domains",
@@ -186,6 +189,15 @@ class CampaignTable:
             lookups = {name: {str(v): i for i, v in enumerate(getattr(self, name))} for name in CODE_TABLES}
             object.__setattr__(self, "_lookups", lookups)
         return lookups[table].get(value, 0)
+
+    def derived(self, name: str, build: Callable[[CampaignTable], T]) -> T:
+        """What `build` derives from the columns, built on first use and kept with the table: its columns
+        never change. (Two threads may both build it at once; either result is the same.)"""
+        kept = self.__dict__.get(f"_derived_{name}")
+        if kept is None:
+            kept = build(self)
+            object.__setattr__(self, f"_derived_{name}", kept)
+        return kept
 
     def creative_text(self, creative: int, text: int) -> str:
         """Text `text` (MARKUP, LANDING or IURL) of creative `creative`; "" when it has none."""

@@ -27,6 +27,7 @@ import numpy as np
 from personabid import heap
 from personabid.artifact import CURRENT, MANIFEST, resolve
 from personabid.ctr.model import CtrModel
+from personabid.decision.filter_rows import filter_rows
 from personabid.decision.pipeline import Decider, DecisionSettings
 from personabid.decision.snapshot import Snapshot
 from personabid.errors import ArtifactError
@@ -66,8 +67,10 @@ class ReloadResult:
 
 
 def warm_up(decider: Decider) -> None:
-    """Run decisions that reach every stage: compiles the kernels and proves the snapshot decides."""
+    """Run decisions that reach every stage: compiles the kernels and proves the snapshot decides. The
+    table's filter rows are built here too, so that the first auction does not wait for them."""
     bundle = decider.snapshot.bundle
+    filter_rows(bundle.campaigns)
     persona = np.asarray(bundle.index.reconstruct(0), dtype=np.float32) if bundle.index.ntotal else None
     if persona is None or persona.shape != (bundle.vocab.dims,):
         persona = np.ones(bundle.vocab.dims, dtype=np.float32)

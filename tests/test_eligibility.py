@@ -27,10 +27,29 @@ def subset(values: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
     return st.lists(st.sampled_from(values), unique=True, max_size=len(values)).map(tuple)
 
 
+# A campaign that widens the country, region, OS and blocked site category bitsets to two words, listed
+# first so that the others' codes fall in the second word: the filter rows hold each bitset at its own
+# offset (decision/filter_rows.py).
+WIDE = CampaignSpec(
+    id="wide",
+    advertiser="adv-wide",
+    adomain="w.example",
+    category="IAB1",
+    base_bid=1.0,
+    max_bid=2.0,
+    personas=np.eye(4, dtype=np.float32)[:1],
+    creatives=(Creative("cr", 300, 250),),
+    countries=tuple(f"X{n:02d}" for n in range(70)),
+    regions=tuple(f"X00-R{n}" for n in range(70)),
+    os=tuple(f"os{n}" for n in range(70)),
+    blocked_categories=tuple(f"IAB{n}" for n in range(30, 100)),
+)
+
+
 @st.composite
 def campaigns(draw: st.DrawFn) -> list[CampaignSpec]:
     count = draw(st.integers(1, 12))
-    specs = []
+    specs = [WIDE] if draw(st.booleans()) else []
     for i in range(count):
         countries = draw(subset(COUNTRIES))
         regions = tuple(f"{c}-{r}" for c in countries[:1] for r in draw(subset(REGIONS)))

@@ -25,6 +25,18 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from personabid.decision.filter_rows import (
+    ADOMAIN_CODE,
+    BUNDLE_CODE,
+    CATEGORY_CODE,
+    DEVICE_BITS,
+    END,
+    LANGUAGE_CODE,
+    MIN_MATCH,
+    PARENT_CODE,
+    START,
+    filter_rows,
+)
 from personabid.decision.filters import RequestContext
 from personabid.decision.reasons import NoBid
 from personabid.index.campaigns import CampaignTable
@@ -115,35 +127,29 @@ def first_failures(
 
     `rows` are int64 campaign rows, `scores` their float32 match scores; a campaign's similarity floor is
     its min_match times `match_scale` (in float32). `budget_left` is int64 micros per candidate (aligned
-    with `rows`) from spend control, or None to skip the budget step (a test auction)."""
+    with `rows`) from spend control, or None to skip the budget step (a test auction). The kernel reads
+    the table's filter rows (filter_rows.py), the same columns side by side."""
+    packed = filter_rows(table)
     languages = context.languages
     return _first_failures(
         rows,
         scores,
-        table.min_match,
         np.float32(match_scale),
-        table.start,
-        table.end,
+        packed.ints,
+        packed.floats,
+        packed.codes,
+        packed.words,
+        (packed.country, packed.region, packed.site, packed.os),
         context.now,
-        table.category_code,
-        table.category_parent_code,
         context.blocked_categories,
-        table.adomain_code,
         context.blocked_domains,
-        table.bundle_code,
         context.blocked_apps,
-        table.language_code,
         languages if languages is not None else np.zeros(0, dtype=np.int32),
         languages is not None,
-        table.country_bits,
         context.country_code,
-        table.region_bits,
         context.region_code,
-        table.blocked_site_bits,
         context.site_categories,
-        table.device_bits,
         context.devicetype,
-        table.os_bits,
         context.os_code,
         budget_left if budget_left is not None else _NO_BUDGET,
         budget_left is not None,
@@ -151,8 +157,9 @@ def first_failures(
 
 
 @nb.njit(cache=True, inline="always")
-def _member(bits: np.ndarray, row: int, code: int) -> bool:
-    return (bits[row, code >> 6] >> np.uint64(code & 63)) & np.uint64(1) != 0
+def _member(words: np.ndarray, row: int, at: int, code: int) -> bool:
+    """Whether bit `code` is set in the row's bitset whose first word is `at`."""
+    return (words[row, at + (code >> 6)] >> np.uint64(code & 63)) & np.uint64(1) != 0
 
 
 @nb.njit(cache=True, inline="always")
@@ -183,65 +190,58 @@ def _tally(failures: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
 def _first_failures(
     rows: np.ndarray,
     scores: np.ndarray,
-    min_match: np.ndarray,
     match_scale: np.float32,
-    start: np.ndarray,
-    end: np.ndarray,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    codes: np.ndarray,
+    words: np.ndarray,
+    bitsets: tuple[int, int, int, int],
     now: int,
-    category_code: np.ndarray,
-    category_parent_code: np.ndarray,
     blocked_categories: np.ndarray,
-    adomain_code: np.ndarray,
     blocked_domains: np.ndarray,
-    bundle_code: np.ndarray,
     blocked_apps: np.ndarray,
-    language_code: np.ndarray,
     languages: np.ndarray,
     any_language_asked: bool,
-    country_bits: np.ndarray,
     country_code: int,
-    region_bits: np.ndarray,
     region_code: int,
-    blocked_site_bits: np.ndarray,
     site_categories: np.ndarray,
-    device_bits: np.ndarray,
     devicetype: int,
-    os_bits: np.ndarray,
     os_code: int,
     budget_left: np.ndarray,
     check_budget: bool,
 ) -> np.ndarray:
+    country_at, region_at, site_at, os_at = bitsets
     out = np.zeros(rows.shape[0], dtype=np.int8)
     for i in range(rows.shape[0]):
         r = rows[i]
-        if scores[i] < min_match[r] * match_scale:
+        if scores[i] < np.float32(floats[r, MIN_MATCH]) * match_scale:
             out[i] = SIMILARITY
-        elif start[r] > now or (end[r] != 0 and now >= end[r]):
+        elif ints[r, START] > now or (ints[r, END] != 0 and now >= ints[r, END]):
             out[i] = SCHEDULE
-        elif _listed(category_code[r], blocked_categories) or _listed(
-            category_parent_code[r], blocked_categories
+        elif _listed(codes[r, CATEGORY_CODE], blocked_categories) or _listed(
+            codes[r, PARENT_CODE], blocked_categories
         ):
             out[i] = BCAT
-        elif _listed(adomain_code[r], blocked_domains):
+        elif _listed(codes[r, ADOMAIN_CODE], blocked_domains):
             out[i] = BADV
-        elif _listed(bundle_code[r], blocked_apps):
+        elif _listed(codes[r, BUNDLE_CODE], blocked_apps):
             out[i] = BAPP
-        elif any_language_asked and not _listed(language_code[r], languages):
+        elif any_language_asked and not _listed(codes[r, LANGUAGE_CODE], languages):
             out[i] = WLANG
-        elif not (_member(country_bits, r, country_code) and _member(region_bits, r, region_code)):
+        elif not (_member(words, r, country_at, country_code) and _member(words, r, region_at, region_code)):
             out[i] = GEO
         else:
             blocked_site = False
             for code in site_categories:
-                if _member(blocked_site_bits, r, code):
+                if _member(words, r, site_at, code):
                     blocked_site = True
                     break
             if blocked_site:
                 out[i] = SITE_CATEGORY
             elif not (
                 0 <= devicetype < 16
-                and (device_bits[r] >> devicetype) & 1 != 0
-                and _member(os_bits, r, os_code)
+                and (codes[r, DEVICE_BITS] >> devicetype) & 1 != 0
+                and _member(words, r, os_at, os_code)
             ):
                 out[i] = DEVICE
             elif check_budget and budget_left[i] <= 0:
