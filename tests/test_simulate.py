@@ -19,13 +19,13 @@ import pytest
 from personabid import cli
 from personabid.demo import read_people
 from personabid.openrtb.request import BidRequest
-from personabid.training.simulation.admin import ServerClock
+from personabid.training.simulation.admin import ServerClock, close_window, read_clock
 from personabid.training.simulation.arms import read_split
 from personabid.training.simulation.doors import Answer, Notice, Offer, conversion_query, substitute
 from personabid.training.simulation.driver import Plan, Simulation
 from personabid.training.simulation.market import Market, exchanges
 from personabid.training.simulation.outcomes import GroundTruth
-from personabid.training.simulation.summary import ALL, iso
+from personabid.training.simulation.summary import ALL, Window, iso
 from personabid.training.simulation.traffic import Audience
 from personabid.world import World
 from tests.conftest import ThreadedServer, server_settings
@@ -212,6 +212,22 @@ def test_the_summary_names_the_report_command_of_the_runs_window(http_run: Run) 
 def test_the_window_is_the_hours_of_server_clock_asked_for(http_run: Run) -> None:
     window = http_run[0]["window"]
     assert (window["stopped"], window["server_hours"]) == ("window", pytest.approx(HOURS))
+
+
+def test_the_window_closes_at_the_servers_clock_once_the_calls_are_answered(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    # The clock read at the start runs behind the server's by the read's latency times its speed; events
+    # stamped after the extrapolated end must still fall in the window the report commands name.
+    server = served(demo_dir, tmp_path)
+    try:
+        admin_addr = f"127.0.0.1:{server.server.admin_port}"
+        answered = read_clock(admin_addr).unix
+        behind = Window(answered - 3600.0, answered - 60.0, answered - 60.0, SPEED, "server", 1.0, "window")
+        closed = close_window(behind, admin_addr)
+    finally:
+        server.stop()
+    assert closed.until >= answered
 
 
 def test_an_experiment_splits_the_traffic_between_its_arms(

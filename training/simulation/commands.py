@@ -181,6 +181,7 @@ def _simulate(args: argparse.Namespace) -> int:
         window = simulation.run()
     finally:
         door.close()
+    window = admin.close_window(window, admin_addr, args.timeout)
     events = args.events or settings.events.parent
     name = split.name if split is not None else None
     control = split.control if split is not None else None
