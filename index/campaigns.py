@@ -184,11 +184,7 @@ class CampaignTable:
 
     def code_of(self, table: str, value: str) -> int:
         """Code of `value` in the code table named `table` ("countries", "sizes"...), 0 if not listed."""
-        lookups = self.__dict__.get("_lookups")
-        if lookups is None:
-            lookups = {name: {str(v): i for i, v in enumerate(getattr(self, name))} for name in CODE_TABLES}
-            object.__setattr__(self, "_lookups", lookups)
-        return lookups[table].get(value, 0)
+        return self.derived("lookups", _code_lookups)[table].get(value, 0)
 
     def derived(self, name: str, build: Callable[[CampaignTable], T]) -> T:
         """What `build` derives from the columns, built on first use and kept with the table: its columns
@@ -412,3 +408,8 @@ def build_table(specs: Sequence[CampaignSpec]) -> tuple[CampaignTable, np.ndarra
     )
     table.check()
     return table, personas, persona_rows
+
+
+def _code_lookups(table: CampaignTable) -> dict[str, dict[str, int]]:
+    """Each code table's values to their codes, for code_of."""
+    return {name: {str(v): i for i, v in enumerate(getattr(table, name))} for name in CODE_TABLES}
