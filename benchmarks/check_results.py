@@ -3,9 +3,10 @@
 Run: python benchmarks/check_results.py benchmarks/results/smoke/results.json
 
 Complete: every block of the plan ran (each catalog size over gRPC and HTTP, the sweep, the half-load
-pair, the workers, the bidder with Redis, the profile, the recall at each catalog size), every summary
-figure is there (the floors of both protocols, and the bidder's ratios to them), every target has its
-row, and the plots exist as PNG files. Sane: every run answered calls, latency
+pair, the echoes working as long as the bidder's path, the workers, the bidder with Redis, the profile,
+the recall at each catalog size), every summary figure is there (the floors of both protocols, the
+bidder's ratios to them, the working echoes' ratios and the accounting against them), every target has
+its row, and the plots exist as PNG files. Sane: every run answered calls, latency
 percentiles are positive and in order (p50 <= p90 <= p99 <= p99.9 <= max), rates are shares in [0, 1],
 errors are rare, CPU per request is positive, ratios are positive, recalls are in [0, 1]. How fast
 anything was is not checked, and a target not met is not a problem (targets are goals): on a shared
@@ -108,6 +109,10 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
     expected |= {("open-stream", s, plan["sweep_size"], "stream", "open") for s in ("echo", "bidder")}
     expected |= {("half-load", s, plan["sweep_size"], "unary", "open") for s in ("echo", "bidder")}
     expected |= {
+        ("handler-length", s, plan["sweep_size"], "unary", "closed")
+        for s in ("echo", "echo-working", "bidder")
+    }
+    expected |= {
         ("redis", s, plan["sweep_size"], r, "closed")
         for s in ("bidder", "bidder-redis")
         for r in plan.get("redis_rpcs", ("unary", "stream"))
@@ -139,6 +144,13 @@ def problems(results: dict[str, Any], directory: Path) -> list[str]:
         need(value is not None and value > 0, f"summary.redis.{rpc}.throughput_ratio={value}")
     value = summary.get("half_load", {}).get("p99_ratio")
     need(value is not None and value > 0, f"summary.half_load.p99_ratio={value}")
+    handler = summary.get("handler_length", {})
+    levels = handler.get("levels", [])
+    need(
+        bool(levels) and all((level.get("throughput_ratio") or 0) > 0 for level in levels),
+        f"summary.handler_length.levels incomplete: {levels}",
+    )
+    need(handler.get("unaccounted") is not None, "summary.handler_length.unaccounted missing")
     recall = summary.get("recall", {})
     for campaigns in plan["sizes"]:
         measured = recall.get(str(campaigns), {})

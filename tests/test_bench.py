@@ -7,6 +7,8 @@ checked is what was counted, never how fast.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 from benchmarks.check_results import problems
 from personabid.bench import echo_pb2_grpc, markdown, report
 from personabid.bench.echo import SERVICE_NAME as ECHO
-from personabid.bench.echo import typical_response
+from personabid.bench.echo import typical_response, work
 from personabid.bench.histogram import merge, new_histogram, summary
 from personabid.bench.load import LoadResult, LoadSpec, run_load
 from personabid.bench.processes import free_port
@@ -88,6 +90,36 @@ def test_echo_answers_each_request_of_a_stream(echo: str, world: World, rng: np.
     with grpc.insecure_channel(echo) as channel:
         answers = list(echo_pb2_grpc.EchoStub(channel).BidStream(iter(requests), timeout=5))
     assert answers == [typical_response()] * 5
+
+
+def test_work_spends_at_least_its_cpu_time() -> None:
+    before = time.thread_time()
+    work(0.005)
+    assert time.thread_time() - before >= 0.005
+
+
+def test_a_working_echo_spends_its_work_on_each_call_and_answers_as_the_echo(
+    tmp_path: Path, world: World, rng: np.random.Generator
+) -> None:
+    command = echo_command(free_port(), 1, work_us=20_000)
+    with Service("echo-working", command, 1, tmp_path / "echo.log") as service:
+        addr = service.wait_ready(60)
+        with grpc.insecure_channel(addr) as channel:
+            stub = echo_pb2_grpc.EchoStub(channel)
+            stub.Bid(sample_request(world, rng), timeout=10)  # the channel and the server's first call
+            before = service.cpu_seconds()
+            answers = [stub.Bid(sample_request(world, rng), timeout=10) for _ in range(5)]
+            spent = service.cpu_seconds() - before
+    assert answers == [typical_response()] * 5
+    assert spent >= 5 * 0.020
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "2000000"])
+def test_the_echo_refuses_work_outside_its_range(value: str) -> None:
+    command = [sys.executable, "-m", "personabid.bench.echo", "--work-us", value]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"--work-us {float(value):g}: must lie in [0, 1e+06]" in done.stderr
 
 
 def test_each_request_of_a_pool_is_sent_with_its_own_auction_id(pool: list[bytes]) -> None:

@@ -165,6 +165,73 @@ def _results(summary: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _with_handler_length() -> list[dict[str, Any]]:
+    """The fixture's runs and a handler-length block: the echo at 6,000/s (300 us a call), an echo working
+    the bidder's 500 us path at 1,000/s (900 us a call: 400 of transport), the bidder at 800/s (1,100 us
+    a call, 500 of path)."""
+    block = [
+        _run("handler-length", "echo", "unary", "closed", 6000, 50),
+        _run("handler-length", "echo-working", "unary", "closed", 1000, 70, work_us=500.0, work_share=1.0),
+        _run("handler-length", "echo-working", "unary", "closed", 3000, 60, work_us=125.0, work_share=0.25),
+        _run("handler-length", "bidder", "unary", "closed", 800, 90, path_cpu_us_per_request=500.0),
+    ]
+    block[1]["server_cpu_us_per_request"] = 900.0
+    block[3]["server_cpu_us_per_request"] = 1100.0
+    return [*_runs(), *block]
+
+
+HANDLER_SERVICES = {**SERVICES, f"bidder-{SIZE}-w1-handler": {"idle_cpu_ms_per_s": 8.0}}  # 10 us at 800/s
+HANDLER_PROFILE = {**PROFILE, "mean_us": {"decode": 3.5, "encode": 1.5, "total": 450.0, "to_response": 15.0}}
+
+
+def test_a_working_echos_transport_is_its_cpu_less_its_work() -> None:
+    found = summarize(_with_handler_length(), PLAN, HANDLER_PROFILE, HANDLER_SERVICES, RECALL)[
+        "handler_length"
+    ]
+    by_share = {level["work_share"]: level for level in found["levels"]}
+    assert (by_share[1.0]["transport_us"], by_share[0.25]["transport_us"]) == (400.0, 175.0)
+
+
+def test_each_handler_length_is_read_against_the_echo_of_the_same_block() -> None:
+    found = summarize(_with_handler_length(), PLAN, HANDLER_PROFILE, HANDLER_SERVICES, RECALL)[
+        "handler_length"
+    ]
+    by_share = {level["work_share"]: level for level in found["levels"]}
+    assert (by_share[1.0]["throughput_ratio"], by_share[0.25]["throughput_ratio"]) == (0.167, 0.5)
+
+
+def test_the_bidder_is_accounted_against_the_transport_at_its_handlers_length() -> None:
+    found = summarize(_with_handler_length(), PLAN, HANDLER_PROFILE, HANDLER_SERVICES, RECALL)[
+        "handler_length"
+    ]
+    # 1,100 (bidder) - 400 (transport with 500 us of work) - (500 + 15) (its path and to_response) - 10
+    assert (found["background"], found["unaccounted"]) == (10.0, 175.0)
+
+
+def test_the_transport_at_a_path_between_two_working_echoes_lies_between_theirs() -> None:
+    runs = _with_handler_length()
+    runs[-1]["path_cpu_us_per_request"] = 312.5  # halfway from 125 us (175 of transport) to 500 (400)
+    found = summarize(runs, PLAN, HANDLER_PROFILE, HANDLER_SERVICES, RECALL)["handler_length"]
+    assert found["transport_at_path"] == 287.5
+
+
+def test_a_run_without_the_handler_length_block_reports_none() -> None:
+    summary = _summary()
+    assert summary["handler_length"] == {}
+    assert "### The transport with a handler as long as the bidder's" not in markdown.e2e_section(
+        _results(summary)
+    )
+
+
+def test_results_md_carries_the_handler_length_table() -> None:
+    summary = summarize(_with_handler_length(), PLAN, HANDLER_PROFILE, HANDLER_SERVICES, RECALL)
+    text = markdown.e2e_section(_results(summary))
+    assert (
+        "| echo working 1 of the bidder's path | 500 us | 1,000/s | 0.17x | 70 us | 900 us | 400 us |" in text
+    )
+    assert "(400 us, between the working echoes on either side)" in text and "**175 us unaccounted**" in text
+
+
 def test_results_md_carries_the_targets_table_instead_of_the_goals_sentence() -> None:
     summary = _summary()
     text = markdown.e2e_section(_results(summary))

@@ -2,7 +2,13 @@
 
 It is served exactly as the Bidder is (same server options, same process model with --workers, health
 checking on the same port), so that what it costs is what Python gRPC costs: the floor under the bidder.
-Run: python -m personabid.bench.echo --grpc-addr 127.0.0.1:PORT [--workers N]
+
+With --work-us N each call first works N microseconds of its thread's CPU in Python (building and
+dropping small dicts and lists, as a request path does), then answers. gRPC's and asyncio's own cost per
+call is not fixed: it grows with the handler's length (measured by `personabid bench`'s handler-length
+block), so an echo that works as long as the bidder's path is the floor that says what the bidder costs
+beyond any handler of its length.
+Run: python -m personabid.bench.echo --grpc-addr 127.0.0.1:PORT [--workers N] [--work-us N]
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -24,6 +31,7 @@ from personabid.v1 import bidder_pb2 as pb
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "personabid.bench.echo.Echo"  # benchmarks/harness/proto/echo.proto
+MAX_WORK_US = 1_000_000.0  # a second a call: far past any bidder's path
 
 
 def typical_response() -> pb.BidResponse:
@@ -42,28 +50,47 @@ def typical_response() -> pb.BidResponse:
     return response
 
 
+def work(seconds: float) -> int:
+    """Spend `seconds` of this thread's CPU time in Python allocation and dict work; returns how many
+    rounds it took (so that nothing is optimised away)."""
+    until = time.thread_time() + seconds
+    rounds = 0
+    while time.thread_time() < until:
+        fields = {f"f{i}": i * 0.5 for i in range(16)}
+        rounds += len([str(value) for value in fields.values()])
+    return rounds
+
+
 class EchoServicer(echo_pb2_grpc.EchoServicer):
-    def __init__(self) -> None:
+    def __init__(self, work_us: float = 0.0) -> None:
+        if not 0.0 <= work_us <= MAX_WORK_US:
+            raise ValueError(f"work_us={work_us}: must lie in [0, {MAX_WORK_US:g}]")
         self._response = typical_response()
+        self._work = work_us / 1e6
 
     async def Bid(self, request: pb.BidRequest, context: grpc.aio.ServicerContext) -> pb.BidResponse:
+        if self._work:
+            work(self._work)
         return self._response
 
     async def BidStream(
         self, request_iterator: AsyncIterator[pb.BidRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BidResponse]:
         async for _ in request_iterator:
+            if self._work:
+                work(self._work)
             yield self._response
 
 
-async def serve_echo(settings: Settings, grace: float = 2.0) -> None:
-    """Serve the echo service on settings.grpc_addr until SIGTERM or SIGINT."""
+async def serve_echo(settings: Settings, grace: float = 2.0, work_us: float = 0.0) -> None:
+    """Serve the echo service on settings.grpc_addr until SIGTERM or SIGINT, each call working
+    `work_us` of CPU first."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     server = grpc.aio.server(options=server_options(settings))
-    echo_pb2_grpc.add_EchoServicer_to_server(EchoServicer(), server)
+    echo_pb2_grpc.add_EchoServicer_to_server(EchoServicer(work_us), server)
     checks = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     port = server.add_insecure_port(settings.grpc_addr)
@@ -82,15 +109,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m personabid.bench.echo", description=__doc__)
     parser.add_argument("--grpc-addr", default="127.0.0.1:0", help="listen address (default %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    parser.add_argument(
+        "--work-us",
+        type=float,
+        default=0.0,
+        help="microseconds of CPU each call works in Python before it answers (default %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.work_us <= MAX_WORK_US:
+        parser.error(f"--work-us {args.work_us:g}: must lie in [0, {MAX_WORK_US:g}]")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(grpc_addr=args.grpc_addr, workers=args.workers)
     if settings.workers > 1:
         from personabid.workers import check_ports, run_workers
 
         check_ports(settings)
-        return run_workers(settings.workers, lambda _worker: asyncio.run(serve_echo(settings)))
-    asyncio.run(serve_echo(settings))
+        return run_workers(
+            settings.workers, lambda _worker: asyncio.run(serve_echo(settings, work_us=args.work_us))
+        )
+    asyncio.run(serve_echo(settings, work_us=args.work_us))
     return 0
 
 

@@ -303,6 +303,7 @@ def e2e_section(results: dict[str, Any]) -> str:
         "gRPC's poller thread. Top functions in process: `profile.txt` in the results directory.",
         "",
     ]
+    lines += _handler_length_lines(s.get("handler_length", {}))
     spy = results.get("py_spy")
     if spy:
         lines += [
@@ -335,6 +336,66 @@ def e2e_section(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _handler_length_lines(found: dict[str, Any]) -> list[str]:
+    """The handler-length block: the transport's cost with a handler as long as the bidder's path."""
+    if not found:
+        return []
+    echo, bidder = found["echo"], found["bidder"]
+    lines = [
+        f"### The transport with a handler as long as the bidder's ({found['campaigns']:,} campaigns)",
+        "",
+        "Closed-loop unary, alternating: the echo; echoes whose calls first work a share of the CPU the "
+        "bidder's path took in the catalog block's closed loop (Python allocation and dict work on the "
+        "event loop, `--work-us`), then answer as the echo does; and the bidder. A working echo's transport "
+        "CPU is its server CPU less its work: what gRPC and asyncio cost a call with a handler that long.",
+        "",
+        "| service | work a call | throughput | x echo | p99 | server CPU/req | transport CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        _row(
+            "echo",
+            "0 us",
+            _rate(echo.get("throughput_rps")),
+            "1.00x",
+            f"{_us(echo.get('p99_us'))} us",
+            f"{_us(echo.get('server_cpu_us_per_request'))} us",
+            f"{_us(echo.get('server_cpu_us_per_request'))} us",
+        ),
+    ]
+    for level in found["levels"]:
+        lines.append(
+            _row(
+                f"echo working {level['work_share']:g} of the bidder's path",
+                f"{_us(level['work_us'])} us",
+                _rate(level.get("throughput_rps")),
+                _x(level.get("throughput_ratio")),
+                f"{_us(level.get('p99_us'))} us",
+                f"{_us(level.get('server_cpu_us_per_request'))} us",
+                f"{_us(level.get('transport_us'))} us",
+            )
+        )
+    path = bidder.get("path_cpu_us_per_request")
+    lines += [
+        _row(
+            "bidder (its path as it counts it)",
+            f"{_us(path)} us",
+            _rate(bidder.get("throughput_rps")),
+            _x(bidder.get("throughput_ratio")),
+            f"{_us(bidder.get('p99_us'))} us",
+            f"{_us(bidder.get('server_cpu_us_per_request'))} us",
+            "-",
+        ),
+        "",
+        f"The bidder's server CPU per request less the transport's at its handler's length "
+        f"({_us(found.get('transport_at_path'))} us, between the working echoes on either side), its path "
+        f"({_us(path)} us) with the response's copy into its message ({_us(found.get('to_response'))} us) "
+        f"and its background work ({_us(found.get('background'))} us): **{_us(found.get('unaccounted'))} us "
+        "unaccounted**. Against the echo alone (the table before) the transport's growth with the "
+        "handler's length counts as unaccounted; here it does not.",
+        "",
+    ]
+    return lines
 
 
 def _redis_lines(redis: dict[str, Any], plan: dict[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ Every load run is bounded in time (warm-up + window + a deadline per call) and i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -36,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from personabid.bench import report
 from personabid.bench.clients import LoadClients
@@ -72,6 +75,9 @@ REDIS_BIDDER = "bidder-redis"  # the runs' service name of the bidder with its s
 WARMUP_BLOCK = "redis-warmup"  # each Redis-block worker's first window after it started
 REDIS_SERVER = "/usr/bin/redis-server"  # where Debian's package puts it (else found on PATH)
 PY_SPY_SECONDS = 5.0  # --py-spy: how long the bidder is sampled
+# The handler-length block's echoes work these shares of the bidder's own path CPU a call (echo.py).
+WORK_SHARES = (0.25, 0.5, 1.0)
+WORKING_ECHO = "echo-working"  # the runs' service name of an echo that works before it answers
 
 
 @dataclass(frozen=True)
@@ -394,6 +400,48 @@ class Suite:
                 }
                 self.measure(clients, service, other, self._spec(full_name, "stream", "open", rate), meta)
 
+    def handler_length_block(self, clients: LoadClients) -> None:
+        """Closed-loop unary at the sweep's catalog size: the echo, echoes whose calls first work a share
+        of the bidder's own path CPU (WORK_SHARES of what the catalog block's closed loop counted), and
+        the bidder, alternating. What the transport costs with a handler as long as the bidder's, and
+        what a bidder with a shorter path could reach against the echo."""
+        campaigns = self.plan.sweep_size
+        counted = report.medians(
+            report.select(
+                self.runs, block="catalog", service="bidder", campaigns=campaigns, rpc="unary", mode="closed"
+            )
+        ).get("path_cpu_us_per_request")
+        if not counted:
+            log.warning("the bidder counted no path CPU at %d campaigns: no handler-length block", campaigns)
+            return
+        clients.prepare(ensure_world(self.worlds, campaigns))
+        with contextlib.ExitStack() as stack:
+            # (service, its full name, what its runs' records say of it)
+            loads: list[tuple[Service, str, dict[str, Any]]] = [
+                (stack.enter_context(self._echo(1, "handler")), ECHO_SERVICE, {"service": "echo"})
+            ]
+            for share in WORK_SHARES:
+                work = round(counted * share, 1)
+                command = echo_command(free_port(), 1, work_us=work)
+                echo = stack.enter_context(self._start(f"echo-working-{share:g}-w1", command, 1))
+                meta = {"service": WORKING_ECHO, "work_us": work, "work_share": share}
+                loads.append((echo, ECHO_SERVICE, meta))
+            bidder = stack.enter_context(self._bidder(campaigns, 1, "-handler"))
+            loads.append((bidder, BIDDER_SERVICE, {"service": "bidder"}))
+            for repeat in range(self.plan.repeats):
+                for service, full_name, described in loads:
+                    other = [s for s, _, _ in loads if s is not service]
+                    meta = {
+                        "block": "handler-length",
+                        "campaigns": campaigns,
+                        "workers": 1,
+                        "rpc": "unary",
+                        "mode": "closed",
+                        "repeat": repeat,
+                        **described,
+                    }
+                    self.measure(clients, service, other, self._spec(full_name, "unary", "closed"), meta)
+
     def workers_block(self, clients: LoadClients) -> None:
         campaigns, workers = self.plan.workers_size, self.plan.workers
         clients.prepare(ensure_world(self.worlds, campaigns))
@@ -480,6 +528,7 @@ class Suite:
             for campaigns in self.plan.sizes:
                 self.catalog_block(clients, campaigns)
             self.sweep_block(clients)
+            self.handler_length_block(clients)
             self.workers_block(clients)
             self.redis_block(clients, redis_server)
         log.info("profiling one request at %d campaigns", self.plan.sweep_size)
@@ -685,8 +734,69 @@ def summarize(
             str(c): services.get(f"bidder-{c}-w1", {}).get("idle_cpu_ms_per_s") for c in plan.sizes
         },
     }
+    summary["handler_length"] = _handler_length(runs, services, plan, to_response)
     summary["targets"] = targets(summary, plan)
     return summary
+
+
+def _handler_length(
+    runs: list[dict[str, Any]], services: dict[str, dict[str, Any]], plan: Plan, to_response: float
+) -> dict[str, Any]:
+    """The handler-length block: the echo, the working echoes and the bidder (medians), each against the
+    echo's throughput; each working echo's transport CPU a call (its server CPU less its work), and the
+    bidder's CPU a request that neither the transport at its handler's length, its path as it counts it,
+    nor its background work accounts for. Empty where the block did not run."""
+    select, medians = report.select, report.medians
+    block = select(runs, block="handler-length")
+    if not block:
+        return {}
+    echo = medians(select(block, service="echo"))
+    floor = echo.get("throughput_rps")
+    levels = []
+    for share in sorted({run["work_share"] for run in select(block, service=WORKING_ECHO)}):
+        chosen = select(block, service=WORKING_ECHO, work_share=share)
+        figures, work = medians(chosen), chosen[0]["work_us"]
+        cpu = figures.get("server_cpu_us_per_request")
+        levels.append(
+            {
+                **figures,
+                "work_share": share,
+                "work_us": work,
+                "throughput_ratio": report.ratio(figures.get("throughput_rps"), floor),
+                "transport_us": round(cpu - work, 1) if cpu is not None else None,
+            }
+        )
+    bidder = medians(select(block, service="bidder"))
+    idle = services.get(f"bidder-{plan.sweep_size}-w1-handler", {}).get("idle_cpu_ms_per_s")
+    rate = bidder.get("throughput_rps")
+    background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
+    path = bidder.get("path_cpu_us_per_request")
+    # The transport at the length of the bidder's path in this block's own windows (the echoes' work was
+    # set from the catalog block's): linear between the working echoes on either side, the nearest's
+    # beyond them.
+    known = [
+        (level["work_us"], level["transport_us"]) for level in levels if level["transport_us"] is not None
+    ]
+    transport = None
+    if path is not None and known:
+        works, costs = zip(*known, strict=True)
+        transport = round(float(np.interp(path, works, costs)), 1)
+    residual = _residual(
+        bidder.get("server_cpu_us_per_request"),
+        transport,
+        round(path + to_response, 1) if path is not None else None,
+        background,
+    )
+    return {
+        "campaigns": plan.sweep_size,
+        "echo": echo,
+        "levels": levels,
+        "bidder": {**bidder, "throughput_ratio": report.ratio(rate, floor)},
+        "to_response": to_response,
+        "transport_at_path": transport,
+        "background": background,
+        "unaccounted": residual,
+    }
 
 
 def _residual(

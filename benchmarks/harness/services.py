@@ -49,11 +49,13 @@ def bidder_command(
     ]  # fmt: skip
 
 
-def echo_command(port: int, workers: int) -> list[str]:
+def echo_command(port: int, workers: int, work_us: float = 0.0) -> list[str]:
+    """The gRPC echo; each call works `work_us` of CPU before it answers (echo.py)."""
     return [
         sys.executable, "-m", "personabid.bench.echo",
         "--grpc-addr", f"127.0.0.1:{port}",
         "--workers", str(workers),
+        *(("--work-us", f"{work_us:g}") if work_us else ()),
     ]  # fmt: skip
 
 
