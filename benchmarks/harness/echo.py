@@ -50,6 +50,12 @@ def typical_response() -> pb.BidResponse:
     return response
 
 
+def check_work(work_us: float) -> None:
+    """Raise ValueError unless `work_us` (microseconds of CPU a call) lies in [0, MAX_WORK_US]."""
+    if not 0.0 <= work_us <= MAX_WORK_US:  # False for NaN too
+        raise ValueError(f"--work-us {work_us:g}: must lie in [0, {MAX_WORK_US:g}]")
+
+
 def work(seconds: float) -> int:
     """Spend `seconds` of this thread's CPU time in Python allocation and dict work; returns how many
     rounds it took (so that nothing is optimised away)."""
@@ -63,8 +69,7 @@ def work(seconds: float) -> int:
 
 class EchoServicer(echo_pb2_grpc.EchoServicer):
     def __init__(self, work_us: float = 0.0) -> None:
-        if not 0.0 <= work_us <= MAX_WORK_US:
-            raise ValueError(f"work_us={work_us}: must lie in [0, {MAX_WORK_US:g}]")
+        check_work(work_us)
         self._response = typical_response()
         self._work = work_us / 1e6
 
@@ -116,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         help="microseconds of CPU each call works in Python before it answers (default %(default)s)",
     )
     args = parser.parse_args(argv)
-    if not 0.0 <= args.work_us <= MAX_WORK_US:
-        parser.error(f"--work-us {args.work_us:g}: must lie in [0, {MAX_WORK_US:g}]")
+    try:
+        check_work(args.work_us)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(grpc_addr=args.grpc_addr, workers=args.workers)
     if settings.workers > 1:

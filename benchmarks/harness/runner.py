@@ -632,7 +632,7 @@ def summarize(
     # its share per request at the closed loop's rate.
     idle = services.get(f"bidder-{plan.sweep_size}-w1", {}).get("idle_cpu_ms_per_s")
     rate = at_goal.get("unary_closed", {}).get("throughput_rps")
-    background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
+    background = _background(idle, rate)
     # The path as the running server counts its CPU (the Auctioneer's call: conversion to the response
     # and bid log), plus the response's copy into its message, which the servicer makes after it: the
     # path under load, its cache misses included, measured rather than estimated. Results from before
@@ -665,7 +665,7 @@ def summarize(
         http.get("server_cpu_us_per_request"),
         http.get("floor_server_cpu_us_per_request"),
         http_in_process,
-        round(idle * 1000 / http_rate, 1) if idle is not None and http_rate else None,
+        _background(idle, http_rate),
     )
     http_residual = _residual(
         http_parts[0], http_parts[1], http_in_server if http_in_server is not None else http_in_process,
@@ -687,7 +687,7 @@ def summarize(
         half["bidder"].get("server_cpu_us_per_request"),
         half["echo"].get("server_cpu_us_per_request"),
         in_process,
-        round(idle * 1000 / same_rate, 1) if idle is not None and same_rate else None,
+        _background(idle, same_rate),
     )
     in_server = half["bidder"].get("path_cpu_us_per_request")
     in_server_path = round(in_server + to_response, 1) if in_server is not None else None
@@ -769,7 +769,7 @@ def _handler_length(
     bidder = medians(select(block, service="bidder"))
     idle = services.get(f"bidder-{plan.sweep_size}-w1-handler", {}).get("idle_cpu_ms_per_s")
     rate = bidder.get("throughput_rps")
-    background = round(idle * 1000 / rate, 1) if idle is not None and rate else None
+    background = _background(idle, rate)
     path = bidder.get("path_cpu_us_per_request")
     # The transport at the length of the bidder's path in this block's own windows (the echoes' work was
     # set from the catalog block's): linear between the working echoes on either side, the nearest's
@@ -797,6 +797,13 @@ def _handler_length(
         "background": background,
         "unaccounted": residual,
     }
+
+
+def _background(idle_ms_per_s: float | None, rate: float | None) -> float | None:
+    """A worker's background CPU with no load (ms/s) shared out over `rate` requests a second, in us."""
+    if idle_ms_per_s is None or not rate:
+        return None
+    return round(idle_ms_per_s * 1000 / rate, 1)
 
 
 def _residual(
