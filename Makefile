@@ -55,12 +55,14 @@ test: install
 # hashes multiply uint64 modulo 2**64 on purpose: compiled, that wraps silently; as numpy scalars it warns.
 KERNEL_TESTS := tests/test_pricing.py tests/test_bid_strategies.py tests/test_model.py tests/test_ftrl.py tests/test_training_fm.py \
 	tests/test_features.py tests/test_training_calibration.py tests/test_kernel_inputs.py tests/test_creatives.py \
-	tests/test_eligibility.py tests/test_priced_pick.py tests/test_match.py tests/test_sparse_search.py
+	tests/test_eligibility.py tests/test_priced_pick.py tests/test_match.py tests/test_sparse_search.py \
+	tests/test_uservec.py
 test-kernels: install
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider \
 		-W "ignore:overflow encountered in scalar:RuntimeWarning" \
 		--cov=personabid.ctr --cov=personabid.decision.pricing --cov=personabid.decision.creatives \
 		--cov=personabid.decision.eligibility --cov=personabid.decision.match --cov=personabid.index.sparse \
+		--cov=personabid.decision.uservec \
 		--cov=personabid.training.ftrl \
 		--cov=personabid.training.fm --cov=personabid.training.calibration \
 		--cov-report=term-missing:skip-covered

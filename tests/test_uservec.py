@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from personabid.decision.uservec import strongest_tags, user_vector
 from personabid.index.vocab import Vocabulary
@@ -48,12 +51,26 @@ def test_strongest_tags_leave_out_non_positive_weights_and_pad_with_minus_one() 
     assert strongest_tags(user, 3).tolist() == [2, -1, -1]
 
 
-def test_strongest_tags_equal_a_sorted_reference() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(200):
-        user = np.round(rng.normal(size=40), 1).astype(np.float32)  # rounding makes ties
-        reference = sorted((i for i in range(40) if user[i] > 0), key=lambda i: (-user[i], i))[:16]
-        assert strongest_tags(user, 16).tolist() == reference + [-1] * (16 - len(reference))
+# Weights from a few values, so that ties are common; NaN, infinities and subnormals too.
+WEIGHTS = st.lists(
+    st.sampled_from([0.0, -0.0, 0.5, 0.5, 1.0, -1.0, 1e-45, 3.4e38, float("inf"), float("nan")])
+    | st.floats(width=32),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(weights=WEIGHTS, count=st.integers(0, 90))
+def test_strongest_tags_equal_a_sorted_reference(weights: list[float], count: int) -> None:
+    user = np.array(weights, dtype=np.float32)
+    positive = [i for i in range(len(user)) if user[i] > 0]  # NaN is not
+    reference = sorted(positive, key=lambda i: (-float(user[i]), i))[:count]
+    assert strongest_tags(user, count).tolist() == reference + [-1] * (count - len(reference))
+
+
+def test_strongest_tags_refuse_a_negative_count() -> None:
+    with pytest.raises(ValueError, match="count=-1"):
+        strongest_tags(np.ones(3, dtype=np.float32), -1)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -75,8 +75,11 @@ REDIS_BIDDER = "bidder-redis"  # the runs' service name of the bidder with its s
 WARMUP_BLOCK = "redis-warmup"  # each Redis-block worker's first window after it started
 REDIS_SERVER = "/usr/bin/redis-server"  # where Debian's package puts it (else found on PATH)
 PY_SPY_SECONDS = 5.0  # --py-spy: how long the bidder is sampled
-# The handler-length block's echoes work these shares of the bidder's own path CPU a call (echo.py).
-WORK_SHARES = (0.25, 0.5, 1.0)
+# The handler-length block's echoes work these shares of the bidder's own path CPU a call (echo.py). The
+# shares are set from the catalog block's count, minutes before the block runs; 1.5 keeps the bidder's
+# path inside the working echoes' range (read between them, not extrapolated) when the shared machine
+# slows in between, as a run of 2026-12-02 did (the bidder's path grew from 630 to 1,045 us).
+WORK_SHARES = (0.25, 0.5, 1.0, 1.5)
 WORKING_ECHO = "echo-working"  # the runs' service name of an echo that works before it answers
 
 
