@@ -38,6 +38,7 @@ UNINSTRUMENTED = (
     "personabid.decision.match",
     "personabid.index.sparse",
     "personabid.decision.pricing",
+    "personabid.decision.uservec",
     "personabid.index.store",
     "personabid.spend.control",
     "personabid.ctr.features",
