@@ -61,6 +61,11 @@ def commands(client: redis.Redis) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
+def calls_of(client: redis.Redis, command: str) -> int:
+    """How often Redis has run `command` (a subcommand as "script|exists")."""
+    return int(client.info("commandstats").get(f"cmdstat_{command}", {"calls": 0})["calls"])
+
+
 def test_decisions_and_reservations_send_no_command_to_redis(redis_server: RedisServer) -> None:
     clock = Clock(NOON)
     spend = worker(redis_server.url, clock)
@@ -114,9 +119,9 @@ def test_the_asks_for_many_campaigns_go_to_redis_as_one_script_a_batch(redis_ser
     asks = [
         LeaseAsk(DAY, f"c{i}", budget=100_000, smallest=5_000, share=0.25) for i in range(2 * LEASE_BATCH + 1)
     ]
-    before = client.info("commandstats").get("cmdstat_evalsha", {"calls": 0})["calls"]
+    before = calls_of(client, "evalsha")
     grants = store.lease("w1", asks, NOON, NOON - 30.0)
-    calls = client.info("commandstats")["cmdstat_evalsha"]["calls"] - before
+    calls = calls_of(client, "evalsha") - before
     client.close()
     assert (calls, grants) == (3, [25_000] * len(asks))
 
@@ -179,6 +184,34 @@ def test_a_flush_sent_twice_applies_each_bid_once(redis_server: RedisServer) -> 
     store = opened(redis_server.url)
     for _ in range(2):  # as a flush whose answer was lost is sent again
         store.flush(spend.worker, bids, clock.now)
+    assert ledger(redis_server.url, clock.now)[1:] == (4_000, {spend.worker: 21_000})
+
+
+def test_the_keepers_turns_ask_redis_nothing_about_its_scripts(redis_server: RedisServer) -> None:
+    """Lease, flush and refresh each take one round trip: no SCRIPT EXISTS before the scripts' calls."""
+    clock = Clock(NOON)
+    spend = worker(redis_server.url, clock)
+    leased(spend)
+    assert spend.reserve(table(), 0, 4.0, "a1:1", bid_record("a1:1"))
+    spend.keep()
+    spend.refresh(table())
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert calls_of(client, "evalsha") >= 3  # lease, flush and the refresh's spent
+        assert calls_of(client, "script|exists") == 0
+
+
+def test_a_keeper_whose_scripts_redis_forgot_loads_them_again(redis_server: RedisServer) -> None:
+    """A Redis restarted or told SCRIPT FLUSH answers NOSCRIPT: the store loads the script and sends the
+    turn again, and each bid counts once."""
+    clock = Clock(NOON)
+    spend = worker(redis_server.url, clock)
+    leased(spend)
+    assert spend.reserve(table(), 0, 4.0, "a1:1", bid_record("a1:1"))
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.script_flush()
+        loads = calls_of(client, "script|load")
+        spend.keep()
+        assert calls_of(client, "script|load") > loads
     assert ledger(redis_server.url, clock.now)[1:] == (4_000, {spend.worker: 21_000})
 
 

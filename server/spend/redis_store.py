@@ -18,10 +18,14 @@ grants only what is free and FLUSH moves a bid's amount from its worker's lease 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from personabid.bidrecord import BidRecord
@@ -32,6 +36,8 @@ DAY_TTL = 2 * 86_400
 FLUSH_BATCH = 500  # bids a FLUSH script writes at most
 LEASE_BATCH = 500  # campaigns a LEASE script grants slices of at most
 Argv = list[str | int | float]  # a Lua script's ARGV, each sent as a string
+# Queues one call of a script on a pipeline: (KEYS, ARGV).
+ScriptCall = Callable[[Sequence[str], Argv], Any]
 
 # The amounts in flight keep their sum in the field "total" (no bid key lacks a colon), so that a sweep
 # costs what expired, not what is in flight. `sweep` forgets the bids of a campaign expired by `now` and
@@ -236,6 +242,7 @@ class RedisStore:
         self._lease = self._redis.register_script(LEASE)
         self._flush = self._redis.register_script(FLUSH)
         self._view = self._redis.register_script(VIEW)
+        self._loaded: set[str] = set()  # digests of the scripts _pipelined has loaded
         # How long word of a notice that settled a bid before its worker flushed it is kept: far longer
         # than a flush takes, short enough that the words of notices for bids long expired go.
         self._early_ttl = max(1, int(early_seconds))
@@ -245,6 +252,30 @@ class RedisStore:
             return action()
         except redis.RedisError as exc:
             raise StateUnavailable(f"redis: {exc}") from exc
+
+    def _pipelined(self, script: Script, queue: Callable[[Pipeline, ScriptCall], None]) -> list[Any]:
+        """The replies of the commands `queue` puts on a pipeline, calls of `script` among them, in one
+        round trip. A Script handed a pipeline has redis-py ask SCRIPT EXISTS first, one round trip more
+        on every call (the keeper flushes and refreshes several times a second): here the calls go as
+        EVALSHA of the script's digest alone, the script loaded once before the store's first use of it.
+        A Redis that lost its scripts since (restarted, SCRIPT FLUSH) answers NOSCRIPT to every one of
+        them, so none ran: the script is loaded again and the pipeline sent once more (the commands beside
+        the script are idempotent, as is every script here)."""
+
+        def send() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            queue(pipe, lambda keys, args: pipe.evalsha(script.sha, len(keys), *keys, *args))
+            replies: list[Any] = pipe.execute()
+            return replies
+
+        if script.sha not in self._loaded:
+            self._redis.script_load(script.script)
+            self._loaded.add(script.sha)
+        try:
+            return send()
+        except NoScriptError:
+            self._redis.script_load(script.script)
+            return send()
 
     def reserve(self, reservation: Reservation) -> bool:
         r = reservation
@@ -282,15 +313,12 @@ class RedisStore:
         return [m.decode() for m in members]
 
     def spent(self, day: str, campaigns: list[str], now: float) -> list[tuple[int, int]]:
-        def run() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
+        def queue(_pipe: Pipeline, spent: ScriptCall) -> None:
             for c in campaigns:
-                self._spent(
-                    keys=[f"pb:spend:{day}:{c}", f"pb:inflight:{c}", f"pb:inflight_amount:{c}"],
-                    args=[now],
-                    client=pipe,
-                )
-            return pipe.execute()
+                spent([f"pb:spend:{day}:{c}", f"pb:inflight:{c}", f"pb:inflight_amount:{c}"], [now])
+
+        def run() -> list[Any]:
+            return self._pipelined(self._spent, queue)
 
         return [(int(s), int(i)) for s, i in self._call(run)] if campaigns else []
 
@@ -329,15 +357,16 @@ class RedisStore:
             return []
         head: Argv = [now, worker, dead_before, DAY_TTL]
 
-        def run() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
+        def queue(_pipe: Pipeline, lease: ScriptCall) -> None:
             # Scripts of at most LEASE_BATCH asks: one script runs alone in Redis, so none runs long.
             for i in range(0, len(asks), LEASE_BATCH):
                 args = list(head)
                 for ask in asks[i : i + LEASE_BATCH]:
                     args += [ask.day, ask.campaign, ask.budget, ask.smallest, ask.share]
-                self._lease(keys=[], args=args, client=pipe)
-            return pipe.execute()
+                lease([], args)
+
+        def run() -> list[Any]:
+            return self._pipelined(self._lease, queue)
 
         return [int(g) for batch in self._call(run) for g in batch]
 
@@ -352,14 +381,14 @@ class RedisStore:
             ttl = max(1, int(r.expires - r.now) + 1)
             args += [r.key, r.campaign, r.day, r.amount, r.expires, r.record.to_json(), ttl, int(leased)]
 
-        def run() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
+        def queue(pipe: Pipeline, flush: ScriptCall) -> None:
             pipe.zadd("pb:workers", {worker: now})
             # Scripts of at most FLUSH_BATCH bids: one script runs alone in Redis, so none runs long.
             for i in range(0, len(bids), FLUSH_BATCH):
-                batch = args[i * 8 : (i + FLUSH_BATCH) * 8]
-                self._flush(keys=[], args=[worker, DAY_TTL, now, *batch], client=pipe)
-            return [status for batch in pipe.execute()[1:] for status in batch]
+                flush([], [worker, DAY_TTL, now, *args[i * 8 : (i + FLUSH_BATCH) * 8]])
+
+        def run() -> list[Any]:
+            return [status for batch in self._pipelined(self._flush, queue)[1:] for status in batch]
 
         statuses = self._call(run)
         return [
