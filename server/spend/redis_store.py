@@ -258,9 +258,9 @@ class RedisStore:
         round trip. A Script handed a pipeline has redis-py ask SCRIPT EXISTS first, one round trip more
         on every call (the keeper flushes and refreshes several times a second): here the calls go as
         EVALSHA of the script's digest alone, the script loaded once before the store's first use of it.
-        A Redis that lost its scripts since (restarted, SCRIPT FLUSH) answers NOSCRIPT to every one of
-        them, so none ran: the script is loaded again and the pipeline sent once more (the commands beside
-        the script are idempotent, as is every script here)."""
+        A Redis that lost its scripts since (restarted, SCRIPT FLUSH) answers NOSCRIPT to every call of
+        the one script a pipeline holds, so none ran: the script is loaded again and the pipeline sent
+        once more (what runs twice is the commands beside the script, which are idempotent)."""
 
         def send() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
