@@ -317,10 +317,11 @@ class RedisStore:
             for c in campaigns:
                 spent([f"pb:spend:{day}:{c}", f"pb:inflight:{c}", f"pb:inflight_amount:{c}"], [now])
 
-        def run() -> list[Any]:
-            return self._pipelined(self._spent, queue)
-
-        return [(int(s), int(i)) for s, i in self._call(run)] if campaigns else []
+        return (
+            [(int(s), int(i)) for s, i in self._call(lambda: self._pipelined(self._spent, queue))]
+            if campaigns
+            else []
+        )
 
     def add_view(self, user: str, campaign: str, now: float, window: float) -> None:
         keys = [f"pb:views:{user}:{campaign}", f"pb:viewed:{user}"]
@@ -365,10 +366,7 @@ class RedisStore:
                     args += [ask.day, ask.campaign, ask.budget, ask.smallest, ask.share]
                 lease([], args)
 
-        def run() -> list[Any]:
-            return self._pipelined(self._lease, queue)
-
-        return [int(g) for batch in self._call(run) for g in batch]
+        return [int(g) for batch in self._call(lambda: self._pipelined(self._lease, queue)) for g in batch]
 
     def flush(self, worker: str, bids: list[tuple[Reservation, bool]], now: float) -> list[tuple[str, str]]:
         """Write bids reserved locally (with whether each came out of a lease): each one's amount moves
